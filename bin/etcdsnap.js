@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// Thin launcher: the CLI is compiled to dist/ by `npm run build` (scripts/setup.sh does it).
+import { main } from '../dist/src/cli/main.js';
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,39 @@
+import AjvModule from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { EtcdsnapError, type ErrorCode } from './errors.js';
+
+// ajv's CJS default export under NodeNext resolution.
+const Ajv = AjvModule.default ?? AjvModule;
+const addFormats = addFormatsModule.default ?? addFormatsModule;
+const ajv = new Ajv({ allErrors: true, useDefaults: true, removeAdditional: false, strict: true });
+addFormats(ajv);
+
+function describe(errors: ErrorObject[] | null | undefined): string {
+  return (errors ?? [])
+    .slice(0, 5)
+    .map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}${e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : ''}`)
+    .join('; ');
+}
+
+/** A compiled validator: `parse` returns the typed, default-filled value or throws `code`. */
+export interface Validator<T extends TSchema> {
+  schema: T;
+  check(value: unknown): value is Static<T>;
+  parse(value: unknown, what: string): Static<T>;
+}
+
+export function compile<T extends TSchema>(schema: T, code: ErrorCode = 'INVALID_ARGUMENT'): Validator<T> {
+  const fn: ValidateFunction = ajv.compile(schema);
+  return {
+    schema,
+    check: (value: unknown): value is Static<T> => fn(value) === true,
+    parse(value: unknown, what: string): Static<T> {
+      if (fn(value) !== true) {
+        throw new EtcdsnapError(code, `Invalid ${what}: ${describe(fn.errors)}.`);
+      }
+      return value as Static<T>;
+    },
+  };
+}
