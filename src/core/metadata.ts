@@ -14,8 +14,6 @@ export const ContentSummarySchema = Type.Object(
     revision: Count,
     /** Number of live keys in the snapshot. */
     keys: Count,
-    /** Sum of key and value bytes of the live keys. */
-    bytes: Count,
     /** Live keys per `/registry/<resource>` prefix; keys outside `/registry/` count under `(other)`. */
     byResource: Type.Record(Type.String(), Count),
   },

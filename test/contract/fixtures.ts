@@ -33,7 +33,7 @@ export function metadataFor(name: string, body: Buffer, overrides: Partial<Snaps
     codec: codecOfName(name),
     sha256: sha,
     rawSha256: sha,
-    summary: { revision: 42, keys: 3, bytes: 100, byResource: { pods: 2, '(other)': 1 } },
+    summary: { revision: 42, keys: 3, byResource: { pods: 2, '(other)': 1 } },
     ...overrides,
   };
 }
