@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   ETCD_REQUEST_FAILED: { status: 502, retryable: true },
   ETCDCTL_NOT_FOUND: { status: 500, retryable: false },
   ETCD_RESTORE_FAILED: { status: 500, retryable: false },
+  ETCD_MEMBER_FAILED: { status: 500, retryable: false },
   SNAPSHOT_NOT_FOUND: { status: 404, retryable: false },
   SNAPSHOT_EXISTS: { status: 409, retryable: false },
   SNAPSHOT_STREAM_INVALID: { status: 502, retryable: true },
