@@ -19,7 +19,6 @@ export const ERROR_CODES = {
   SNAPSHOT_EXISTS: { status: 409, retryable: false },
   SNAPSHOT_STREAM_INVALID: { status: 502, retryable: true },
   SNAPSHOT_CHECKSUM_MISMATCH: { status: 422, retryable: false },
-  SNAPSHOT_SIZE_MISMATCH: { status: 422, retryable: false },
   SNAPSHOT_CORRUPT: { status: 422, retryable: false },
   METADATA_INVALID: { status: 422, retryable: false },
   METADATA_MISSING: { status: 422, retryable: false },

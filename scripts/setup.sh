@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what etcdsnap needs on Debian 12 with Node 20, then builds it. Safe to run twice:
+# each step is skipped when its result is already there.
+#   scripts/setup.sh            npm packages, etcd-server/etcd-client, openssl, build
+#   scripts/setup.sh --browser  also Debian's chromium (for browser tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_browser=0
+for a in "$@"; do [ "$a" = "--browser" ] && want_browser=1; done
+
+say() { printf '[setup] %s\n' "$*"; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "[setup] Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none))." >&2
+  exit 1
+fi
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+pkgs=()
+command -v etcd >/dev/null 2>&1 || pkgs+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || pkgs+=(etcd-client)
+command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then pkgs+=(chromium); fi
+if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+
+# npm packages: reinstall only when package-lock.json changed since the last install.
+# Native addons are built from source (no prebuilt binary is downloaded).
+stamp=node_modules/.etcdsnap-lock.sha256
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+  say "npm ci"
+  npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > "$stamp"
+fi
+
+say "build (tsc)"
+npx tsc -p tsconfig.json
+say "ready: $(node bin/etcdsnap.js --version) with $(etcd --version | head -1)"

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { codecOfName } from '../core/codec.js';
+import { EtcdsnapError, isEtcdsnapError, toEtcdsnapError } from '../core/errors.js';
+import type { SnapshotMetadata } from '../core/metadata.js';
+import type { BackupTarget } from '../storage/target.js';
+import { createDecompressor } from './codecs.js';
+import { DigestStream, TrailerCheckStream } from './digest.js';
+
+export interface FetchResult {
+  /** The sidecar, if the snapshot has one. */
+  metadata: SnapshotMetadata | undefined;
+  /** Raw etcd snapshot bytes written to the destination. */
+  rawSize: number;
+  rawSha256: string;
+  /** What was checked: the sidecar's sha256 and size (and etcd's trailer), or only etcd's trailer. */
+  verifiedWith: 'metadata' | 'trailer';
+}
+
+function mismatch(name: string, what: string): EtcdsnapError {
+  return new EtcdsnapError('SNAPSHOT_CHECKSUM_MISMATCH', `Snapshot ${name} failed verification: ${what}. It is corrupted or truncated; nothing was restored. Use another snapshot.`);
+}
+
+/**
+ * Reads a snapshot from a target into `dest` as a raw etcd snapshot file, in one pass:
+ * stored bytes are hashed, decompressed, checked against etcd's trailer, written to a
+ * `.part`, fsynced, and renamed only when the size and sha256 match the metadata. On any
+ * failure nothing is left at `dest`.
+ */
+export async function fetchVerified(target: BackupTarget, name: string, dest: string, signal?: AbortSignal): Promise<FetchResult> {
+  const snap = await target.stat(name, signal);
+  const metadata = snap.metadata;
+  if (metadata && snap.size !== metadata.storedSize) {
+    throw mismatch(name, `it is ${snap.size} bytes but its metadata says ${metadata.storedSize}`);
+  }
+  const codec = metadata?.codec ?? codecOfName(name);
+  const part = `${dest}.${randomBytes(4).toString('hex')}.part`;
+  const opened = await target.open(name, signal);
+  const stored = new DigestStream();
+  const trailer = new TrailerCheckStream(name, undefined, 'SNAPSHOT_CHECKSUM_MISMATCH');
+  try {
+    try {
+      await pipeline(opened.stream, stored, createDecompressor(codec), trailer, createWriteStream(part, { flags: 'wx' }), signal ? { signal } : {});
+    } catch (err) {
+      if (isEtcdsnapError(err) && err.code !== 'SNAPSHOT_CHECKSUM_MISMATCH') throw err;
+      if (isEtcdsnapError(err) || metadata) throw mismatch(name, (err as Error).message);
+      if (codec !== 'none') throw new EtcdsnapError('SNAPSHOT_CORRUPT', `Snapshot ${name} could not be decompressed (${(err as Error).message}): it is corrupted.`, { cause: err });
+      throw toEtcdsnapError(err, 'TARGET_IO');
+    }
+    if (metadata) {
+      if (stored.bytes !== metadata.storedSize) throw mismatch(name, `read ${stored.bytes} bytes, its metadata says ${metadata.storedSize}`);
+      if (stored.sha256 !== metadata.sha256) throw mismatch(name, `sha256 ${stored.sha256} differs from ${metadata.sha256} in its metadata`);
+      if (trailer.bytes !== metadata.rawSize || trailer.digests.rawSha256 !== metadata.rawSha256) throw mismatch(name, 'the decompressed bytes differ from the metadata');
+    }
+    const fh = await open(part, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(part, dest);
+    return { metadata, rawSize: trailer.bytes, rawSha256: trailer.digests.rawSha256, verifiedWith: metadata ? 'metadata' : 'trailer' };
+  } catch (err) {
+    opened.stream.destroy();
+    await rm(part, { force: true });
+    throw err;
+  }
+}
