@@ -108,7 +108,7 @@ export function parseS3Config(input: unknown): S3Config {
   const copy: unknown = input !== null && typeof input === 'object' && !Array.isArray(input) ? { ...(input as Record<string, unknown>) } : input;
   const cfg = validator.parse(copy, 'S3 config');
   cfg.folder = cfg.folder.replace(/\/+$/, '');
-  if (cfg.folder.split('/').some((seg) => seg === '' || seg === '.')) throw invalid('folder', 'has an empty or "." path segment');
+  if (cfg.folder !== '' && cfg.folder.split('/').some((seg) => seg === '' || seg === '.')) throw invalid('folder', 'has an empty or "." path segment');
   if (cfg.endpoint !== undefined) cfg.endpoint = checkEndpoint(cfg.endpoint);
   if ((cfg.accessKeyId === undefined) !== (cfg.secretAccessKey === undefined)) {
     throw invalid(cfg.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey', 'must be given together with the other key (or neither, for the AWS default credential chain)');
