@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -109,6 +109,23 @@ describe('S3 target errors', () => {
     await failsWith(put(t, 'on-demand-down-1'), 'TARGET_UNREACHABLE');
     const ms = performance.now() - t0;
     assert.ok(ms < 5000, `took ${Math.round(ms)} ms`);
+  });
+
+  it('an endpoint that accepts but never answers → TARGET_TIMEOUT after timeoutMs', async () => {
+    const sockets = new Set<Socket>();
+    const blackHole = createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = blackHole.address() as { port: number };
+      const t = target(http, { endpoint: `http://127.0.0.1:${port}`, timeoutMs: 1000, maxAttempts: 1 });
+      const t0 = performance.now();
+      await failsWith(t.list(), 'TARGET_TIMEOUT', /ListObjectsV2 on s3:\/\/failures at http:\/\/127\.0\.0\.1:\d+ timed out: .*--s3-timeout/);
+      const ms = performance.now() - t0;
+      assert.ok(ms >= 900 && ms < 4000, `took ${Math.round(ms)} ms`);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise<void>((r) => blackHole.close(() => r()));
+    }
   });
 
   it('testConnection runs list, write, read and delete and leaves nothing', async () => {
