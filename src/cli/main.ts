@@ -9,10 +9,14 @@ export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
 export function buildProgram(): Command {
   const program = new Command('etcdsnap')
     .description('Back up and restore the etcd data of Kubernetes clusters.')
-    .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .version(VERSION);
   program.addCommand(snapshotCommand());
+  // addCommand() does not pass settings down: every command throws instead of exiting.
+  const configure = (cmd: Command): void => {
+    cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
   return program;
 }
 
@@ -24,8 +28,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // help and --version end with a "success" CommanderError
-      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+      // help and --version end with a "success" CommanderError; every other one is a usage error
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
     }
     const e = toEtcdsnapError(err);
     process.stderr.write(`error: ${e.toLine()}\n`);

@@ -47,7 +47,8 @@ export class FanOut extends Writable {
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    for (const b of this.branches) if (!b.destroyed && !b.writableFinished) b.destroy(err ?? new Error('snapshot stream closed'));
+    // A normal end also destroys (autoDestroy) with no error: the branches keep their data.
+    if (err) for (const b of this.branches) if (!b.destroyed) b.destroy(err);
     done(err);
   }
 }
