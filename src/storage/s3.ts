@@ -1,19 +1,18 @@
-import { PassThrough, Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { EtcdsnapError } from '../core/errors.js';
 import { parseMetadata, serializeMetadata, type SnapshotMetadata } from '../core/metadata.js';
 import { validateSnapshotName } from '../core/names.js';
 import { createS3Client, type S3Api } from './s3-client.js';
-import { folderPrefix, isParsedS3Config, parseS3Config, secretsOf, type S3Config } from './s3-config.js';
+import { folderPrefix, isParsedS3Config, parseS3Config, redactS3Config, secretsOf, type S3Config } from './s3-config.js';
 import { checkS3Connection, type ConnectionCheck } from './s3-connection.js';
-import { convertS3Error, isS3NotFound, s3Url } from './s3-errors.js';
+import { convertS3Error, s3Url } from './s3-errors.js';
 import { listAll, mapLimit, MetadataCache, type CachedMetadata, type ListedObject } from './s3-listing.js';
+import { getMetadataObject, headObject, isSnapshotName, openObject, type ObjectRef } from './s3-objects.js';
 import { uploadStream } from './s3-upload.js';
 import { compareNewestFirst, type BackupTarget, type OpenedSnapshot, type PutOptions, type StoredSnapshot } from './target.js';
 
 export const METADATA_FOLDER = '.metadata';
-/** Metadata documents are small (the cluster config is capped at 1 MiB); refuse anything huge. */
-const METADATA_MAX_BYTES = 4 * 1024 * 1024;
 /** Metadata objects read at once by list(). */
 const LIST_CONCURRENCY = 16;
 
@@ -69,6 +68,11 @@ export class S3Target implements BackupTarget {
 
   metadataKey(name: string): string {
     return `${this.prefix}${METADATA_FOLDER}/${validateSnapshotName(name)}.json`;
+  }
+
+  /** For logs and the API: where it points, never the keys. */
+  toJSON(): Record<string, unknown> {
+    return { kind: this.kind, location: s3Url(this.config.bucket, this.config.folder || undefined), clusterId: this.clusterId ?? null, config: redactS3Config(this.config) };
   }
 
   /** Releases the sockets of a client this target built. */
@@ -128,19 +132,10 @@ export class S3Target implements BackupTarget {
   }
 
   async open(name: string, signal?: AbortSignal): Promise<OpenedSnapshot> {
-    const dataKey = this.dataKey(name);
-    const meta = await this.readMetadata(name, signal);
-    const metadata = this.owned(name, meta, false);
-    let res;
-    try {
-      res = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: dataKey }), { abortSignal: signal });
-    } catch (err) {
-      if (isS3NotFound(err)) throw this.notFound(name);
-      throw this.convert(err, 'GetObject', dataKey);
-    }
-    if (!(res.Body instanceof Readable)) throw new EtcdsnapError('TARGET_IO', `GetObject on ${this.location(name)} returned no stream.`);
-    const stream = guard(res.Body, (err) => this.convert(err, 'GetObject', dataKey), signal);
-    return { stream, size: res.ContentLength ?? 0, metadata };
+    const metadata = this.owned(name, await this.readMetadata(name, signal), false);
+    const opened = await openObject(this.ref(this.dataKey(name), signal));
+    if (!opened) throw this.notFound(name);
+    return { ...opened, metadata };
   }
 
   async stat(name: string, signal?: AbortSignal): Promise<StoredSnapshot> {
@@ -244,83 +239,26 @@ export class S3Target implements BackupTarget {
 
   /** Data object (HEAD) and sidecar (GET) at once; a missing bucket shows up as NoSuchBucket on the GET. */
   private async probe(name: string, signal?: AbortSignal): Promise<Probe> {
-    const dataKey = this.dataKey(name);
-    const [meta, data] = await Promise.allSettled([
-      this.readMetadata(name, signal),
-      this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: dataKey }), { abortSignal: signal }).then(
-        (h): ListedObject => ({ key: dataKey, size: h.ContentLength ?? 0, lastModified: h.LastModified ?? new Date(0), etag: h.ETag }),
-        (err: unknown) => {
-          if (isS3NotFound(err)) return undefined;
-          throw this.convert(err, 'HeadObject', dataKey);
-        },
-      ),
-    ]);
+    const dataRef = this.ref(this.dataKey(name), signal); // validates the name before any request starts
+    const [meta, data] = await Promise.allSettled([this.readMetadata(name, signal), headObject(dataRef)]);
     // The GET's error carries the S3 code (a HEAD's has no body): report it first.
     if (meta.status === 'rejected') throw meta.reason;
     if (data.status === 'rejected') throw data.reason;
     return { data: data.value, meta: meta.value };
   }
 
-  /** Reads and validates `<folder>/.metadata/<name>.json`; undefined if there is none. Caches it. */
+  /** Reads `<folder>/.metadata/<name>.json` (see getMetadataObject) and caches it. */
   private async readMetadata(name: string, signal?: AbortSignal): Promise<CachedMetadata | undefined> {
     const key = this.metadataKey(name);
-    const where = s3Url(this.config.bucket, key);
-    let text: string;
-    let etag: string | undefined;
-    try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), { abortSignal: signal });
-      etag = res.ETag;
-      if ((res.ContentLength ?? 0) > METADATA_MAX_BYTES) {
-        res.Body?.transformToByteArray().catch(() => undefined); // drain the socket
-        const invalid = new EtcdsnapError('METADATA_INVALID', `Metadata ${where} is ${res.ContentLength} bytes, more than a metadata document can be.`);
-        this.cache.set(key, etag ?? res.LastModified?.toISOString(), { invalid });
-        return { invalid };
-      }
-      text = (await res.Body?.transformToString('utf8')) ?? '';
-      etag ??= res.LastModified?.toISOString();
-    } catch (err) {
-      if (isS3NotFound(err)) {
-        this.cache.delete(key);
-        return undefined;
-      }
-      throw this.convert(err, 'GetObject', key);
-    }
-    let value: CachedMetadata;
-    try {
-      const metadata = parseMetadata(text, `metadata ${where}`);
-      if (metadata.name !== name) throw new EtcdsnapError('METADATA_INVALID', `Metadata ${where} names another snapshot ("${metadata.name}").`);
-      value = { metadata };
-    } catch (err) {
-      value = { invalid: err instanceof EtcdsnapError ? err : new EtcdsnapError('METADATA_INVALID', String(err)) };
-    }
-    this.cache.set(key, etag, value);
-    return value;
+    const got = await getMetadataObject(this.ref(key, signal), name);
+    if (got) this.cache.set(key, got.version, got.value);
+    else this.cache.delete(key);
+    return got?.value;
   }
-}
 
-function isSnapshotName(name: string): boolean {
-  try {
-    validateSnapshotName(name);
-    return true;
-  } catch {
-    return false;
+  private ref(key: string, signal?: AbortSignal): ObjectRef {
+    return { client: this.client, bucket: this.config.bucket, key, signal, convert: (e, op, k) => this.convert(e, op, k) };
   }
-}
-
-/** Passes the download through, converting its errors (socket timeout, reset, cancel) to ours. */
-function guard(body: Readable, convert: (err: unknown) => EtcdsnapError, signal?: AbortSignal): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const onAbort = (): void => {
-    out.destroy(new EtcdsnapError('OPERATION_ABORTED', 'The download was cancelled.'));
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-  body.on('error', (err) => out.destroy(signal?.aborted ? new EtcdsnapError('OPERATION_ABORTED', 'The download was cancelled.', { cause: err }) : convert(err)));
-  out.on('close', () => {
-    signal?.removeEventListener('abort', onAbort);
-    if (!body.destroyed) body.destroy();
-  });
-  body.pipe(out);
-  return out;
 }
 
 /**

@@ -92,6 +92,10 @@ describe('S3 target with instance-role credentials (IMDSv2)', () => {
     const first = imds.credentialsServed();
     await t.list();
     await t.stat('etcd-snapshot-node-a-1700000001');
+    // The SDK refreshes credentials inside its 5-minute window in the background (the
+    // request goes on with the still-valid ones): wait for that refresh, polling.
+    const deadline = Date.now() + 5000;
+    while (imds.credentialsServed() <= first && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(imds.credentialsServed() > first, `credentials served ${first} then ${imds.credentialsServed()}`);
   });
 
