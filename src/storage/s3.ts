@@ -179,9 +179,12 @@ export class S3Target implements BackupTarget {
       const name = o.key.slice(this.prefix.length);
       const metaKey = this.metadataKey(name);
       const listed = metaByKey.get(metaKey);
-      let meta: CachedMetadata | undefined;
-      if (listed) meta = this.cache.get(metaKey, MetadataCache.version(listed)) ?? (await this.readMetadata(name, signal));
-      if (meta && 'invalid' in meta) this.warn(`${meta.invalid.message} (listed ${this.clusterId ? 'not at all' : 'as a plain object'})`);
+      let meta = listed ? this.cache.get(metaKey, MetadataCache.version(listed)) : undefined;
+      if (listed && !meta) {
+        meta = await this.readMetadata(name, signal);
+        // Once per version of the object: the cache keeps the verdict.
+        if (meta && 'invalid' in meta) this.warn(`${meta.invalid.message} (listed ${this.clusterId ? 'not at all' : 'as a plain object'})`);
+      }
       const metadata = meta && 'metadata' in meta ? meta.metadata : undefined;
       if (this.clusterId !== undefined && metadata?.cluster?.id !== this.clusterId) return undefined;
       return this.stored(name, o, metadata);

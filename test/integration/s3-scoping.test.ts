@@ -166,6 +166,31 @@ describe('listing', () => {
     assert.equal(counts.get('GetObjectCommand'), undefined);
   });
 
+  it('shows a snapshot with a broken sidecar as a plain object (unscoped) or not at all (scoped), warning once', async () => {
+    await s3.createBucket('broken');
+    const cfg = config('broken');
+    const admin = s3.client();
+    closers.push(() => admin.destroy());
+    await admin.send(new PutObjectCommand({ Bucket: 'broken', Key: 'shared/etcd/etcd-snapshot-x-1700000001', Body: 'data' }));
+    await admin.send(new PutObjectCommand({ Bucket: 'broken', Key: 'shared/etcd/.metadata/etcd-snapshot-x-1700000001.json', Body: '{"not":"metadata"}' }));
+    const warnings: string[] = [];
+    const unscoped = new S3Target(cfg, { onWarning: (m) => warnings.push(m) });
+    closers.push(() => unscoped.close());
+    for (let i = 0; i < 2; i++) {
+      const listed = await unscoped.list();
+      assert.deepEqual(
+        listed.map((x) => [x.name, x.metadata]),
+        [['etcd-snapshot-x-1700000001', undefined]],
+      );
+    }
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0] ?? '', /Invalid metadata s3:\/\/broken\/shared\/etcd\/\.metadata\/etcd-snapshot-x-1700000001\.json/);
+    await failsWith(unscoped.stat('etcd-snapshot-x-1700000001'), 'METADATA_INVALID');
+    assert.deepEqual(await target(cfg, 'cluster-1').list(), []);
+    await unscoped.delete('etcd-snapshot-x-1700000001');
+    assert.deepEqual(await s3.leftovers('broken'), []);
+  });
+
   it('follows pagination past 1000 objects', async () => {
     await s3.createBucket('many');
     const cfg = config('many');
