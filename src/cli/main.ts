@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { isEtcdsnapError, toEtcdsnapError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { snapshotCommand } from './snapshot-command.js';
+import { closeOpenedTargets } from './targets.js';
 
 /** Exit codes: 0 ok, 1 failed, 2 usage error, 3 partly done (e.g. one target of two failed). */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
@@ -35,5 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${e.toLine()}\n`);
     if (!isEtcdsnapError(err) && process.env.ETCDSNAP_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     return e.code === 'INVALID_ARGUMENT' || e.code === 'INVALID_NAME' || e.code === 'INVALID_CONFIG' ? EXIT.USAGE : EXIT.FAILED;
+  } finally {
+    closeOpenedTargets();
   }
 }

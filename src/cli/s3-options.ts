@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EtcdsnapError, isEtcdsnapError } from '../core/errors.js';
-import { parseS3Config, type S3Config, type S3ConfigInput } from '../storage/s3-config.js';
+import { parseS3Config, type S3Config, type S3ConfigInput } from '../core/s3-config.js';
 
 /** What commander gives us for the flags below (all strings: parsing happens here, with flag names in errors). */
 export interface S3CliOptions {

@@ -70,7 +70,6 @@ export function saveAction(cmd: Command): Command {
     .option('--kubernetes-version <v>', 'Kubernetes version stored with the snapshot (enables restore modes beyond etcd)')
     .option('--cluster-config <file>', 'cluster config document (YAML) stored with the snapshot')
     .option('--cluster-name <name>', 'cluster name stored in the metadata')
-    .option('--cluster-id <id>', 'cluster id stored in the metadata (S3 listings are scoped by it)')
     .option('--no-summary', 'skip the content summary (keys per resource)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
     .action(async (opts: SaveCliOptions) => {

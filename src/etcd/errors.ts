@@ -40,7 +40,10 @@ function isCancelled(err: Error): boolean {
 
 /** Short form of a foreign error message, without grpc-js's repeated prefixes. */
 export function describeError(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
+  let message = err instanceof Error ? err.message : String(err);
+  // grpc-js: "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED …. Resolution note: "
+  const last = /Last error: (?:\w*Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(message);
+  if (last?.[1]) message = last[1];
   return message.replace(/^(\w+Error: )+/, '').replace(/^\d+ [A-Z_]+: /, '').trim() || 'unknown error';
 }
 

@@ -4,7 +4,7 @@ import { rootCertificates } from 'node:tls';
 import { S3Client } from '@aws-sdk/client-s3';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { S3Config } from './s3-config.js';
+import type { S3Config } from '../core/s3-config.js';
 
 /**
  * The narrow client the S3 target needs: only `send`. An `S3Client` is one; a test can hand

@@ -4,7 +4,7 @@ import { EtcdsnapError } from '../core/errors.js';
 import { parseMetadata, serializeMetadata, type SnapshotMetadata } from '../core/metadata.js';
 import { validateSnapshotName } from '../core/names.js';
 import { createS3Client, type S3Api } from './s3-client.js';
-import { folderPrefix, isParsedS3Config, parseS3Config, redactS3Config, secretsOf, type S3Config } from './s3-config.js';
+import { folderPrefix, isParsedS3Config, parseS3Config, redactS3Config, secretsOf, type S3Config } from '../core/s3-config.js';
 import { checkS3Connection, type ConnectionCheck } from './s3-connection.js';
 import { convertS3Error, s3Url } from './s3-errors.js';
 import { listAll, mapLimit, MetadataCache, type CachedMetadata, type ListedObject } from './s3-listing.js';

@@ -100,7 +100,7 @@ export function runTargetContract(label: string, setup: () => Promise<ContractFi
       const before = await fx.leftovers();
       const name = 'on-demand-node-d-1700000600';
       await assert.rejects(
-        fx.target.put(name, chunked(randomBytes(100_000)), {
+        fx.target.put(name, chunked(randomBytes(6 * 1024 * 1024 + 1)), {
           metadata: () => {
             throw new Error('trailer check failed');
           },
@@ -116,11 +116,12 @@ export function runTargetContract(label: string, setup: () => Promise<ContractFi
       const name = 'on-demand-node-d-1700000700';
       const ac = new AbortController();
       let reads = 0;
-      // An endless body that cancels the put once it is under way.
+      // An endless body that cancels the put once it is well under way.
       const body = new Readable({
         read() {
           reads += 1;
-          if (reads === 3) ac.abort();
+          if (reads === 100) ac.abort(); // past 6 MiB: a multipart target has sent a part
+
           this.push(randomBytes(64 * 1024));
         },
       });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isEtcdsnapError } from '../../src/core/errors.js';
-import { parseS3Config } from '../../src/storage/s3-config.js';
+import { parseS3Config } from '../../src/core/s3-config.js';
 import { S3Target } from '../../src/storage/s3.js';
 import { chunked, metadataFor } from '../contract/fixtures.js';
 import { startFakeImds, type FakeImds } from '../harness/imds.js';

@@ -9,7 +9,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { isEtcdsnapError, type ErrorCode } from '../../src/core/errors.js';
 import { serializeMetadata } from '../../src/core/metadata.js';
 import { createS3Client } from '../../src/storage/s3-client.js';
-import { parseS3Config, type S3Config } from '../../src/storage/s3-config.js';
+import { parseS3Config, type S3Config } from '../../src/core/s3-config.js';
 import { S3Target } from '../../src/storage/s3.js';
 import { chunked, metadataFor, readAll } from '../contract/fixtures.js';
 import { startS3rver, type S3rverHandle } from '../harness/s3rver.js';

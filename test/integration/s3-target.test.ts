@@ -4,7 +4,7 @@
  */
 import { after } from 'node:test';
 import { runTargetContract, type ContractFixture } from '../contract/target-contract.js';
-import { parseS3Config } from '../../src/storage/s3-config.js';
+import { parseS3Config } from '../../src/core/s3-config.js';
 import { S3Target } from '../../src/storage/s3.js';
 import { startS3rver, type S3rverHandle } from '../harness/s3rver.js';
 

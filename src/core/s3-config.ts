@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
-import { EtcdsnapError } from '../core/errors.js';
-import { compile } from '../core/schema.js';
+import { EtcdsnapError } from './errors.js';
+import { compile } from './schema.js';
 
 const MiB = 1024 * 1024;
 /** S3's smallest part (every part but the last). */

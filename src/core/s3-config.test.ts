@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { isEtcdsnapError } from '../core/errors.js';
+import { isEtcdsnapError } from './errors.js';
 import { parseS3Config, redactS3Config, type S3ConfigInput } from './s3-config.js';
 
 // A real self-signed CA certificate (public part only), parsed but never trusted here.
