@@ -46,8 +46,21 @@ export const SnapshotTaskSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-export const TaskSchema = SnapshotTaskSchema; // restore tasks join this union later
+/** Delete snapshots stored on this node (and their S3 copies if the names are S3 locations). */
+export const DeleteSnapshotsTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('delete-snapshots'),
+    /** Stored names (with codec suffix) on this node's local target. */
+    names: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 1000 }),
+  },
+  { additionalProperties: false },
+);
+/** Restore tasks join this union in the restore issue. */
+export const TaskSchema = Type.Union([SnapshotTaskSchema, DeleteSnapshotsTaskSchema]);
 export type Task = Static<typeof TaskSchema>;
+export type SnapshotTask = Static<typeof SnapshotTaskSchema>;
+export type DeleteSnapshotsTask = Static<typeof DeleteSnapshotsTaskSchema>;
 
 export const NodePlanSchema = Type.Object(
   {
