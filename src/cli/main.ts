@@ -1,6 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { isEtcdsnapError, toEtcdsnapError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { clusterCommand } from './cluster-command.js';
+import { loginCommand } from './login-command.js';
+import { operationCommand } from './operation-command.js';
 import { snapshotCommand } from './snapshot-command.js';
 import { closeOpenedTargets } from './targets.js';
 
@@ -12,6 +15,9 @@ export function buildProgram(): Command {
     .description('Back up and restore the etcd data of Kubernetes clusters.')
     .version(VERSION);
   program.addCommand(snapshotCommand());
+  program.addCommand(clusterCommand());
+  program.addCommand(operationCommand());
+  program.addCommand(loginCommand());
   // addCommand() does not pass settings down: every command throws instead of exiting.
   const configure = (cmd: Command): void => {
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');

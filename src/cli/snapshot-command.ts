@@ -6,7 +6,10 @@ import { humanAge, humanBytes, OUTPUT_FORMATS, render, table, type OutputFormat 
 import { inspectAction } from './snapshot-inspect.js';
 import { restoreAction } from './snapshot-restore.js';
 import { saveAction } from './snapshot-save.js';
+import { addServerOptions, type ServerOptions } from './server-config.js';
+import { deleteOnServer, listOnServer } from './snapshot-server.js';
 import { addTargetOptions, singleTarget, type TargetOptions } from './targets.js';
+import { EtcdsnapError } from '../core/errors.js';
 
 const outputOption = (): Option => new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table');
 
@@ -34,13 +37,15 @@ export function snapshotRow(s: StoredSnapshot): Record<string, unknown> {
 }
 
 export function snapshotCommand(): Command {
-  const snap = new Command('snapshot').description('Take, list, inspect, delete, prune and restore etcd snapshots (standalone: no server needed).');
+  const snap = new Command('snapshot').description('Take, list, inspect, delete, prune and restore etcd snapshots: through the server (with a CLUSTER) or standalone (--endpoints, --dir, --s3).');
 
   saveAction(addTargetOptions(snap.command('save')));
 
-  addTargetOptions(snap.command('ls').alias('list').description('List snapshots, newest first.'))
+  addServerOptions(addTargetOptions(snap.command('ls').alias('list').description('List snapshots, newest first: a cluster’s records on the server, or those at --dir / --s3.')))
+    .argument('[cluster]', 'cluster on the etcdsnap server (name or id); omit to list --dir or --s3')
     .addOption(outputOption())
-    .action(async (opts: TargetOptions & { output: OutputFormat }) => {
+    .action(async (cluster: string | undefined, opts: TargetOptions & ServerOptions & { output: OutputFormat }) => {
+      if (cluster !== undefined) return listOnServer(cluster, opts);
       const list = await singleTarget(opts).list();
       const rows = list.map(snapshotRow);
       process.stdout.write(
@@ -63,9 +68,15 @@ export function snapshotCommand(): Command {
 
   inspectAction(addTargetOptions(snap.command('inspect')).addOption(outputOption().default('yaml')));
 
-  addTargetOptions(snap.command('delete').alias('rm').description('Delete snapshots and their metadata.'))
-    .argument('<names...>', 'snapshot names')
-    .action(async (names: string[], opts: TargetOptions) => {
+  addServerOptions(addTargetOptions(snap.command('delete').alias('rm').description('Delete snapshots and their metadata: `delete CLUSTER NAME…` through the server, or `delete NAME… --dir/--s3`.')))
+    .argument('<names...>', 'CLUSTER then snapshot names (server), or snapshot names (with --dir or --s3)')
+    .action(async (args: string[], opts: TargetOptions & ServerOptions) => {
+      if (!opts.dir && !opts.s3) {
+        const [cluster, ...names] = args;
+        if (!cluster || names.length === 0) throw new EtcdsnapError('INVALID_ARGUMENT', 'Usage: etcdsnap snapshot delete CLUSTER NAME… (server), or NAME… --dir DIR.');
+        return deleteOnServer(cluster, names, opts);
+      }
+      const names = args;
       const target = singleTarget(opts);
       let failed = 0;
       for (const name of names) {

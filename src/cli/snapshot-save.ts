@@ -7,10 +7,14 @@ import { ON_DEMAND_BASE } from '../core/names.js';
 import { EtcdClient } from '../etcd/client.js';
 import { saveSnapshot } from '../snapshot/save.js';
 import { humanBytes, OUTPUT_FORMATS, render, type OutputFormat } from './output.js';
+import { saveOnServer } from './snapshot-server.js';
 import { targetsFromOptions, type TargetOptions } from './targets.js';
 
 interface SaveCliOptions extends TargetOptions {
-  endpoints: string;
+  endpoints?: string;
+  wait?: boolean;
+  server?: string;
+  token?: string;
   endpoint?: string;
   name: string;
   node?: string;
@@ -60,8 +64,14 @@ function codecOf(compress: boolean | string | undefined): Codec {
 
 export function saveAction(cmd: Command): Command {
   return cmd
-    .description('Take a snapshot of a running etcd cluster (health checked first; etcd’s checksum verified while streaming).')
-    .requiredOption('--endpoints <urls>', 'etcd client URLs, comma separated', process.env.ETCDCTL_ENDPOINTS)
+    .description(
+      'Take a snapshot. With CLUSTER: a one-time snapshot of every etcd node through the etcdsnap server. Without: a standalone snapshot of the etcd at --endpoints (health checked first; etcd’s checksum verified while streaming).',
+    )
+    .argument('[cluster]', 'cluster on the etcdsnap server (name or id); omit for a standalone save')
+    .option('--endpoints <urls>', 'standalone: etcd client URLs, comma separated (default: $ETCDCTL_ENDPOINTS)', process.env.ETCDCTL_ENDPOINTS)
+    .option('--wait', 'with CLUSTER: follow the operation’s phases until it ends')
+    .option('--server <url>', 'with CLUSTER: etcdsnap server URL (default: $ETCDSNAP_SERVER, else the login config)')
+    .option('--token <token>', 'with CLUSTER: API token (default: $ETCDSNAP_TOKEN, else the login config)')
     .option('--endpoint <url>', 'member to stream the snapshot from (default: the first of --endpoints)')
     .option('--name <base>', 'base name of the snapshot', ON_DEMAND_BASE)
     .option('--node <node>', 'node name in the snapshot name (default: this host’s name)')
@@ -72,7 +82,12 @@ export function saveAction(cmd: Command): Command {
     .option('--cluster-name <name>', 'cluster name stored in the metadata')
     .option('--no-summary', 'skip the content summary (keys per resource)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
-    .action(async (opts: SaveCliOptions) => {
+    .action(async (cluster: string | undefined, opts: SaveCliOptions) => {
+      if (cluster !== undefined) {
+        await saveOnServer(cluster, opts);
+        return;
+      }
+      if (!opts.endpoints) throw new EtcdsnapError('INVALID_ARGUMENT', 'Name a CLUSTER of the etcdsnap server, or pass --endpoints for a standalone snapshot.');
       const endpoints = parseEndpoints(opts.endpoints);
       const endpoint = opts.endpoint ? (parseEndpoints(opts.endpoint)[0] as string) : (endpoints[0] as string);
       const targets = targetsFromOptions(opts);

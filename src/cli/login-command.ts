@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { EtcdsnapError } from '../core/errors.js';
+import { ApiClient, fetchPinnedCa } from './api-client.js';
+import { writeConfig } from './server-config.js';
+
+export function loginCommand(): Command {
+  return new Command('login')
+    .description('Save the server URL and token (and pin the server CA) for later commands.')
+    .requiredOption('--server <url>', 'etcdsnap server URL, e.g. https://etcdsnap.example:8443')
+    .requiredOption('--token <token>', 'API token (the admin token printed at the server’s first start)')
+    .option('--ca-checksum <sha256>', 'sha256 of the server CA (from the join command): fetch the CA and trust only it')
+    .option('--insecure-skip-tls-verify', 'accept any server certificate (not recommended)')
+    .action(async (opts: { server: string; token: string; caChecksum?: string; insecureSkipTlsVerify?: boolean }) => {
+      let url: URL;
+      try {
+        url = new URL(opts.server);
+      } catch {
+        throw new EtcdsnapError('INVALID_ARGUMENT', `Invalid --server "${opts.server}": use a URL like https://host:8443.`);
+      }
+      const ca = url.protocol === 'https:' && opts.caChecksum ? await fetchPinnedCa(opts.server, opts.caChecksum) : undefined;
+      const conn = { server: opts.server, token: opts.token, ...(ca ? { ca } : {}), ...(opts.insecureSkipTlsVerify ? { insecureSkipTlsVerify: true } : {}) };
+      const client = new ApiClient(conn);
+      try {
+        await client.get('/clusters');
+      } finally {
+        await client.close();
+      }
+      const path = await writeConfig(conn);
+      process.stdout.write(`logged in to ${opts.server}${ca ? ' (CA pinned)' : ''}; saved to ${path}\n`);
+    });
+}
