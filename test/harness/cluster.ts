@@ -36,8 +36,11 @@ export interface TestCluster {
   endpoints: string[];
   members: TestMember[];
   initialCluster: string;
-  /** Stops member i (SIGTERM, then SIGKILL). */
-  stopMember(i: number): Promise<void>;
+  /**
+   * Stops member i: SIGTERM (then SIGKILL after 10 s), or SIGKILL at once with `kill`.
+   * A graceful stop of a leader whose peers are gone takes ~7 s (it tries to hand over).
+   */
+  stopMember(i: number, options?: { kill?: boolean }): Promise<void>;
   /** Restarts member i with its data dir and state 'existing'; does not wait for health. */
   startMember(i: number): Promise<void>;
   /** Waits until every member is healthy with a leader; fails fast if a member exits. */
@@ -153,9 +156,9 @@ function clusterOf(l: Layout, opts: { quotaBackendBytes?: number; keepDirs?: boo
     endpoints: l.members.map((m) => m.clientUrl),
     members: l.members,
     initialCluster: l.initialCluster,
-    async stopMember(i) {
+    async stopMember(i, options = {}) {
       const m = member(i);
-      await m.process?.stop();
+      await (options.kill ? m.process?.kill() : m.process?.stop());
       m.process = undefined;
     },
     startMember: (i) => start(member(i), 'existing'),

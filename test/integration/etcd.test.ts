@@ -105,7 +105,7 @@ describe('EtcdClient on a 3-member cluster', () => {
 
   test('members exiting early fail with their log tail', async () => {
     const root = await tempDir('etcdsnap-member-');
-    const blocker = net.createServer();
+    const blocker = net.createServer((socket) => socket.destroy()); // holds the port only
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     try {
       const port = (blocker.address() as net.AddressInfo).port;
@@ -133,7 +133,7 @@ describe('EtcdClient on a 3-member cluster', () => {
   });
 
   test('with every member down, health throws ETCD_UNREACHABLE naming the endpoints', async () => {
-    await Promise.all([0, 1, 2].map((i) => cluster.stopMember(i)));
+    await Promise.all([0, 1, 2].map((i) => cluster.stopMember(i, { kill: true })));
     const err = await rejectsWith(client.health({ timeoutMs: 2000 }), 'ETCD_UNREACHABLE');
     for (const endpoint of cluster.endpoints) assert.ok(err.message.includes(endpoint), err.message);
     assert.match(err.message, /etcd is running/);
