@@ -86,7 +86,8 @@ function installSafetyNet(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       cleanup();
-      process.kill(process.pid, signal); // our listener is gone: the default action ends us
+      // Nobody else handles it: re-raise so the default action ends the process as it would have.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }
 }

@@ -100,7 +100,15 @@ function pools(rand: () => number): { words: string; base64: string } {
   return { words: parts.join(''), base64: bytes.toString('base64') };
 }
 
-function* generate(seed: number, totalBytes: number): Generator<{ key: string; value: Buffer; resource: string }> {
+export interface KubernetesLikeItem {
+  key: string;
+  value: Buffer;
+  /** `resourceOfKey(key)` */
+  resource: string;
+}
+
+/** The items fillKubernetesLike writes, in order: the same for the same seed and size. */
+export function* kubernetesLikeItems(seed: number, totalBytes: number): Generator<KubernetesLikeItem> {
   const rand = rng(seed);
   const { words, base64 } = pools(rand);
   const slice = (pool: string, len: number): string => {
@@ -172,7 +180,7 @@ export async function fillKubernetesLike(endpoints: string[], options: FillOptio
   try {
     let ops: IRequestOp[] = [];
     let opBytes = 0;
-    for (const { key, value, resource } of generate(options.seed ?? 1, options.totalBytes)) {
+    for (const { key, value, resource } of kubernetesLikeItems(options.seed ?? 1, options.totalBytes)) {
       if (ops.length === MAX_OPS || (ops.length > 0 && opBytes + value.length + key.length > MAX_TXN_BYTES)) {
         send(ops);
         ops = [];

@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -16,7 +17,7 @@ import { EtcdsnapError, isEtcdsnapError } from '../../src/core/errors.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { startMember, waitMembersHealthy } from '../../src/etcd/member.js';
 import { restoreSnapshotFile, snapshotFileStatus } from '../../src/etcd/restore.js';
-import { dumpAll, fillKubernetesLike, freePort, keyCountsByResource, resourceOfKey, startClusterFromSnapshot, startEtcdCluster, tempDir, type TestCluster } from '../harness/index.js';
+import { dumpAll, fillKubernetesLike, freePort, keyCountsByResource, kubernetesLikeItems, resourceOfKey, startClusterFromSnapshot, startEtcdCluster, tempDir, type TestCluster } from '../harness/index.js';
 
 /** Rejects with an EtcdsnapError of `code` (and returns it for more checks). */
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<EtcdsnapError> {
@@ -138,6 +139,8 @@ describe('EtcdClient on a 3-member cluster', () => {
     for (const endpoint of cluster.endpoints) assert.ok(err.message.includes(endpoint), err.message);
     assert.match(err.message, /etcd is running/);
     await rejectsWith(EtcdClient.connect({ endpoints: cluster.endpoints, dialTimeoutMs: 1000 }), 'ETCD_UNREACHABLE');
+    const stream = client.snapshotStream(cluster.endpoints[0]!);
+    await rejectsWith(pipeline(stream, new Writable({ write: (_chunk, _enc, cb) => cb() })), 'ETCD_UNREACHABLE');
   });
 });
 
@@ -177,6 +180,12 @@ describe('Kubernetes-like data, snapshots and restore on a 1-member cluster', ()
 
     const counts = await keyCountsByResource(cluster.endpoints[0]!);
     assert.deepEqual(counts, { revision: filled.revision, keys: filled.keys, byResource: filled.byResource });
+
+    // Deterministic from the seed: the same items again, and other items for another seed.
+    const again = [...kubernetesLikeItems(7, 20 << 20)];
+    assert.equal(again.length, filled.keys);
+    assert.ok(again.every((item) => dump.kv.get(item.key) === item.value.toString()));
+    assert.notDeepEqual([...kubernetesLikeItems(8, 1 << 20)].map((i) => i.key), again.slice(0, 100).map((i) => i.key));
   });
 
   test('snapshotStream ends with etcd\'s sha256 trailer of the bytes before it', async () => {
@@ -194,6 +203,8 @@ describe('Kubernetes-like data, snapshots and restore on a 1-member cluster', ()
   });
 
   test('snapshotStream holds back when not read, and aborting ends it with an error', async () => {
+    const { dbSize } = await client.status(cluster.endpoints[0]!);
+    assert.ok(dbSize > 16 << 20, `needs the filled DB to be meaningful (dbSize ${dbSize})`);
     const ac = new AbortController();
     const stream = client.snapshotStream(cluster.endpoints[0]!, ac.signal);
     const first = await new Promise<Buffer>((resolve, reject) => {
@@ -274,6 +285,17 @@ describe('Kubernetes-like data, snapshots and restore on a 1-member cluster', ()
         const health = await restoredClient.health();
         assert.equal(health.healthy, true);
         assert.equal(health.memberCount, 3);
+
+        // A member dying mid-stream errors the stream (it does not just end).
+        const stream = restoredClient.snapshotStream(restored.endpoints[0]!);
+        await new Promise((resolve, reject) => {
+          stream.once('data', resolve);
+          stream.once('error', reject);
+        });
+        stream.pause();
+        await restored.stopMember(0, { kill: true });
+        const err = await rejectsWith(pipeline(stream, new Writable({ write: (_chunk, _enc, cb) => cb() })), 'ETCD_UNREACHABLE');
+        assert.ok(err.message.includes(restored.endpoints[0]!));
       } finally {
         restoredClient.close();
       }
