@@ -3,6 +3,7 @@
  * snapshot stream, keys at a revision, member processes, restore, and the harness itself.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -123,7 +124,12 @@ describe('EtcdClient on a 3-member cluster', () => {
       });
       const err = await rejectsWith(waitMembersHealthy([member], 20_000), 'ETCD_MEMBER_FAILED');
       assert.match(err.message, /address already in use/);
+      assert.ok(err.message.includes(path.join(root, 'busy.log')));
       assert.notEqual(await member.exited, 0);
+
+      // Without a log file the tail comes from memory.
+      const quiet = await startMember({ name: 'quiet', dataDir: path.join(root, 'quiet.etcd'), clientUrl: `http://127.0.0.1:${port}`, peerUrl, initialCluster: `quiet=${peerUrl}`, initialClusterState: 'new', initialClusterToken: 't' });
+      assert.match((await rejectsWith(quiet.failed, 'ETCD_MEMBER_FAILED')).message, /address already in use/);
 
       const missing = startMember({ name: 'x', dataDir: path.join(root, 'x'), clientUrl: 'http://127.0.0.1:1', peerUrl, initialCluster: `x=${peerUrl}`, initialClusterState: 'new', initialClusterToken: 't', etcdBinary: '/nonexistent/etcd' });
       assert.match((await rejectsWith(missing, 'ETCD_MEMBER_FAILED')).message, /not found/);
@@ -142,6 +148,27 @@ describe('EtcdClient on a 3-member cluster', () => {
     const stream = client.snapshotStream(cluster.endpoints[0]!);
     await rejectsWith(pipeline(stream, new Writable({ write: (_chunk, _enc, cb) => cb() })), 'ETCD_UNREACHABLE');
   });
+});
+
+test('the harness kills members and removes temp dirs when a test process dies', async () => {
+  const harness = new URL('../harness/index.js', import.meta.url).href;
+  const script = `
+    const { startEtcdCluster } = await import(${JSON.stringify(harness)});
+    const c = await startEtcdCluster({ members: 1 });
+    console.log(JSON.stringify({ pid: c.members[0].process.pid, root: c.root }));
+    throw new Error('a test that forgot to stop its cluster');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  assert.notEqual(code, 0);
+  const { pid, root } = JSON.parse(out.trim().split('\n').pop()!) as { pid: number; root: string };
+  const state = await readFile(`/proc/${pid}/status`, 'utf8').then((t) => /State:\s+(\w)/.exec(t)?.[1], () => 'gone');
+  const rootLeft = await stat(root).then(() => true, () => false);
+  if (state !== 'gone' && state !== 'Z') process.kill(pid, 'SIGKILL'); // don't leak it when this fails
+  if (rootLeft) await rm(root, { recursive: true, force: true });
+  assert.ok(state === 'gone' || state === 'Z', `etcd ${pid} still running (state ${state})`);
+  assert.equal(rootLeft, false, `${root} was left behind`);
 });
 
 describe('Kubernetes-like data, snapshots and restore on a 1-member cluster', () => {
