@@ -116,7 +116,11 @@ export const SnapshotReportSchema = Type.Object(
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     /** Error code of a failed snapshot. */
     code: Type.Optional(Type.String({ maxLength: 64 })),
+    /** How long the save took (health check to stored), for the server's save-duration metric. Optional (added after v1). */
+    durationMs: Type.Optional(Type.Integer({ minimum: 0 })),
     metadata: Type.Union([SnapshotMetadataSchema, Type.Null()]),
+    /** The task that took it (one-time snapshots); absent for recurring ones. Added after v1: optional. */
+    taskId: Type.Optional(Id),
   },
   { additionalProperties: false },
 );

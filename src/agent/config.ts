@@ -1,0 +1,171 @@
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { EtcdsnapError } from '../core/errors.js';
+import { LOG_LEVELS } from '../core/log.js';
+import { compile } from '../core/schema.js';
+
+/**
+ * Settings of `etcdsnap agent`. Flat, one key per CLI flag (`etcdClientUrl` ↔
+ * `--etcd-client-url`) so every error names the flag to fix. Defaults live in the schema or,
+ * when they depend on another setting (`snapshotDir`, `etcdDataDir`…), in
+ * {@link parseAgentConfig}. Durations are milliseconds.
+ */
+const Label = Type.String({ pattern: '^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$' });
+const url = (extra: { default?: string } = {}) => Type.String({ pattern: '^https?://[^\\s/]+(?:/[^\\s]*)?$', maxLength: 2048, ...extra });
+
+export const AgentConfigSchema = Type.Object(
+  {
+    /** Base URL of the etcdsnap server, e.g. `https://etcdsnap.example:8443`. Required. */
+    server: url(),
+    /** The cluster's registration (join) token. Required. */
+    registrationToken: Type.String({ minLength: 16, maxLength: 256 }),
+    /** sha256 (hex) of the server CA certificate (DER); with https the agent trusts only that CA. */
+    caChecksum: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+    /** This node's name (snapshot names, reports). Required. */
+    nodeName: Label,
+    /** Agent state (token, last plan, queued reports); created 0700. Required. */
+    dataDir: Type.String({ minLength: 1 }),
+    /** Local snapshot directory. Default `<dataDir>/snapshots`. */
+    snapshotDir: Type.Optional(Type.String({ minLength: 1 })),
+    /** `managed` (default): the agent runs etcd; `external`: it only connects to it. */
+    mode: Type.Union([Type.Literal('managed'), Type.Literal('external')], { default: 'managed' }),
+    /** Member name. Default: the node name. */
+    etcdName: Type.Optional(Label),
+    /** Managed: the member's data dir. Default `<dataDir>/etcd`. */
+    etcdDataDir: Type.Optional(Type.String({ minLength: 1 })),
+    /** Client URL the member listens on and advertises. Default `http://127.0.0.1:2379`. */
+    etcdClientUrl: url({ default: 'http://127.0.0.1:2379' }),
+    /** Peer URL. Default `http://127.0.0.1:2380`. */
+    etcdPeerUrl: url({ default: 'http://127.0.0.1:2380' }),
+    /** Managed: `name=peerUrl,…`. Default: this member alone. */
+    etcdInitialCluster: Type.Optional(Type.String({ minLength: 3, maxLength: 8192 })),
+    /** Managed. Default `new`. */
+    etcdInitialClusterState: Type.Union([Type.Literal('new'), Type.Literal('existing')], { default: 'new' }),
+    /** Managed. Default `etcd-cluster` (etcd's own default). */
+    etcdInitialClusterToken: Type.String({ minLength: 1, maxLength: 256, default: 'etcd-cluster' }),
+    /** Managed: the etcd binary. Default `etcd` on PATH. */
+    etcdBinary: Type.String({ minLength: 1, default: 'etcd' }),
+    /** External: client URLs of the member (the first is the one snapshots stream from). Default: `etcdClientUrl`. */
+    etcdEndpoints: Type.Optional(Type.Array(url(), { minItems: 1, maxItems: 16 })),
+    /** External: shell command that stops etcd (used by restores). */
+    etcdStopCommand: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** External: shell command that starts etcd (used by restores). */
+    etcdStartCommand: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Heartbeat: a report at least this often. Default 10 s. */
+    reportIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+    /** Recurring snapshots start up to this long after their scheduled time (random). Default 5 s. */
+    jitterMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5_000 }),
+    /** `wait` of the plan long-poll. Default 30 s. */
+    pollWaitSeconds: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+    /** First retry delay after a failed server call; doubles up to `retryMaxMs`. Default 500 ms. */
+    retryInitialMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 500 }),
+    /** Longest retry delay. Default 30 s. */
+    retryMaxMs: Type.Integer({ minimum: 10, maximum: 600_000, default: 30_000 }),
+    /** Deadline of a server call other than the long-poll. Default 30 s. */
+    requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
+    /** Default `info`. */
+    logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info' }),
+  },
+  { additionalProperties: false },
+);
+
+export type AgentConfigInput = Partial<Static<typeof AgentConfigSchema>> & Pick<Static<typeof AgentConfigSchema>, 'server' | 'registrationToken' | 'nodeName' | 'dataDir'>;
+
+/** The validated, default-filled, frozen config. */
+export type AgentConfig = Readonly<
+  Omit<Static<typeof AgentConfigSchema>, 'snapshotDir' | 'etcdName' | 'etcdDataDir' | 'etcdInitialCluster' | 'etcdEndpoints'> & {
+    snapshotDir: string;
+    etcdName: string;
+    etcdDataDir: string;
+    etcdInitialCluster: string;
+    etcdEndpoints: readonly string[];
+  }
+>;
+
+const validator = compile(AgentConfigSchema, 'INVALID_CONFIG');
+
+/** Config keys whose flag is not simply the kebab-case key. */
+const FLAG_OF: Record<string, string> = {
+  reportIntervalMs: '--report-interval',
+  jitterMs: '--jitter',
+  pollWaitSeconds: '--poll-wait',
+  retryInitialMs: '--retry-initial',
+  retryMaxMs: '--retry-max',
+  requestTimeoutMs: '--request-timeout',
+  etcdEndpoints: '--etcd-endpoint',
+};
+
+/** `etcdClientUrl` → `--etcd-client-url`. */
+export function flagOf(key: string): string {
+  return FLAG_OF[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+function invalid(key: string, message: string): EtcdsnapError {
+  return new EtcdsnapError('INVALID_CONFIG', `Invalid agent setting ${flagOf(key)}: ${message}.`, { details: { flag: flagOf(key) } });
+}
+
+/** `SHA256:AB:CD…`, `sha256:abcd…` and `abcd…` all become 64 lowercase hex digits. */
+export function normalizeChecksum(value: string): string {
+  return value
+    .trim()
+    .replace(/^sha256:/i, '')
+    .replace(/:/g, '')
+    .toLowerCase();
+}
+
+function checkInitialCluster(initial: string, name: string, peerUrl: string): void {
+  const entries = initial.split(',').map((e) => e.trim());
+  for (const e of entries) {
+    if (!/^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?=https?:\/\/\S+$/.test(e)) throw invalid('etcdInitialCluster', `"${e}" is not name=http(s)://host:port`);
+  }
+  if (!entries.includes(`${name}=${peerUrl}`)) {
+    throw invalid('etcdInitialCluster', `it must list this member as ${name}=${peerUrl} (--etcd-name=--etcd-peer-url)`);
+  }
+}
+
+/**
+ * Validates once: applies defaults, refuses unknown keys and bad values with INVALID_CONFIG
+ * naming the flag, checks combinations (mode-specific flags), and freezes.
+ */
+export function parseAgentConfig(input: AgentConfigInput): AgentConfig {
+  const copy: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) if (v !== undefined) copy[k] = Array.isArray(v) ? [...(v as unknown[])] : v;
+  if (typeof copy.caChecksum === 'string') copy.caChecksum = normalizeChecksum(copy.caChecksum);
+  if (typeof copy.server === 'string') copy.server = copy.server.replace(/\/+$/, '');
+  let cfg: Static<typeof AgentConfigSchema>;
+  try {
+    cfg = validator.parse(copy, 'agent config');
+  } catch (err) {
+    // "/etcdClientUrl must match …" → "--etcd-client-url must match …"
+    const e = err as EtcdsnapError;
+    const first = /\/([A-Za-z]+)/.exec(e.message)?.[1];
+    const message = e.message.replace(/\/([A-Za-z]+)(\/\d+)?/g, (_m, key: string) => flagOf(key)).replace(/\(root\) must NOT have additional properties \((\w+)\)/, (_m, key: string) => `unknown setting ${flagOf(key)}`);
+    throw new EtcdsnapError('INVALID_CONFIG', message, { details: first ? { flag: flagOf(first) } : {} });
+  }
+  const dataDir = path.resolve(cfg.dataDir);
+  const etcdName = cfg.etcdName ?? cfg.nodeName;
+  const managed = cfg.mode === 'managed';
+  if (managed) {
+    for (const key of ['etcdEndpoints', 'etcdStopCommand', 'etcdStartCommand'] as const) {
+      if (cfg[key] !== undefined) throw invalid(key, 'is for --mode external (in managed mode the agent runs etcd itself)');
+    }
+  } else {
+    for (const key of ['etcdDataDir', 'etcdInitialCluster'] as const) {
+      if (cfg[key] !== undefined) throw invalid(key, 'is for --mode managed (in external mode etcd is run by someone else)');
+    }
+  }
+  const etcdInitialCluster = cfg.etcdInitialCluster ?? `${etcdName}=${cfg.etcdPeerUrl}`;
+  if (managed) checkInitialCluster(etcdInitialCluster, etcdName, cfg.etcdPeerUrl);
+  if (cfg.retryInitialMs > cfg.retryMaxMs) throw invalid('retryInitialMs', `is larger than ${flagOf('retryMaxMs')} (${cfg.retryMaxMs} ms)`);
+  if (cfg.caChecksum !== undefined && !cfg.server.startsWith('https:')) throw invalid('caChecksum', `pins the CA of an https server, but --server is ${cfg.server}`);
+  const out: AgentConfig = {
+    ...cfg,
+    dataDir,
+    snapshotDir: path.resolve(cfg.snapshotDir ?? path.join(dataDir, 'snapshots')),
+    etcdName,
+    etcdDataDir: path.resolve(cfg.etcdDataDir ?? path.join(dataDir, 'etcd')),
+    etcdInitialCluster,
+    etcdEndpoints: Object.freeze([...(cfg.etcdEndpoints ?? [cfg.etcdClientUrl])]),
+  };
+  return Object.freeze(out);
+}

@@ -1,0 +1,187 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { NodePlanSchema, type NodePlan, type SnapshotReport, type TaskStatus } from '../core/plans.js';
+import { protocolValidator } from './validate.js';
+
+/**
+ * What the agent keeps across restarts, in one JSON file in its data dir (mode 0600: it holds
+ * the node token and the plan, whose S3 settings carry secrets). Every change is written
+ * atomically (tmp file, fsync, rename, fsync of the directory), so a crash leaves either the
+ * old or the new state, never a torn one.
+ */
+export const STATE_FILE = 'agent-state.json';
+export const STATE_VERSION = 1;
+/** Finished task ids remembered (newest kept), so a task the server lists again is never re-run. */
+export const FINISHED_KEPT = 1000;
+
+export interface QueuedSnapshot {
+  seq: number;
+  report: SnapshotReport;
+}
+export interface QueuedDeletion {
+  seq: number;
+  location: string;
+}
+
+export interface AgentState {
+  version: typeof STATE_VERSION;
+  /** Server and node the token belongs to; another server or node name drops the token. */
+  server: string | null;
+  node: string | null;
+  nodeId: string | null;
+  clusterId: string | null;
+  nodeToken: string | null;
+  /** PEM of the pinned server CA (https with --ca-checksum). */
+  caPem: string | null;
+  /** The last plan applied; the schedule runs from it while the server is away. */
+  plan: NodePlan | null;
+  /** Status of every task started and not yet forgotten (forgotten once finished and off the plan). */
+  tasks: Record<string, TaskStatus>;
+  /** Ids of finished tasks, oldest first, at most FINISHED_KEPT. */
+  finished: string[];
+  /** Reports not yet acknowledged by the server. */
+  outbox: { seq: number; snapshots: QueuedSnapshot[]; deleted: QueuedDeletion[] };
+}
+
+export function emptyState(): AgentState {
+  return { version: STATE_VERSION, server: null, node: null, nodeId: null, clusterId: null, nodeToken: null, caPem: null, plan: null, tasks: {}, finished: [], outbox: { seq: 0, snapshots: [], deleted: [] } };
+}
+
+/**
+ * Writes `data` to `file` so that readers see the old or the new content, never a mix:
+ * `<file>.tmp-…` with `mode`, fsync, rename over `file`, fsync of the directory.
+ */
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  const dir = await open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+const planValidator = protocolValidator(NodePlanSchema);
+
+/** Reads a state file leniently: unknown or broken parts are dropped, the rest kept. */
+function revive(raw: unknown): AgentState {
+  const s = emptyState();
+  if (typeof raw !== 'object' || raw === null || (raw as { version?: unknown }).version !== STATE_VERSION) return s;
+  const r = raw as Partial<AgentState>;
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  s.server = str(r.server);
+  s.node = str(r.node);
+  s.nodeId = str(r.nodeId);
+  s.clusterId = str(r.clusterId);
+  s.nodeToken = str(r.nodeToken);
+  s.caPem = str(r.caPem);
+  s.plan = r.plan && planValidator.check(r.plan) ? r.plan : null;
+  if (r.tasks && typeof r.tasks === 'object') s.tasks = r.tasks;
+  if (Array.isArray(r.finished)) s.finished = r.finished.filter((x): x is string => typeof x === 'string');
+  if (r.outbox && typeof r.outbox === 'object') {
+    s.outbox.snapshots = Array.isArray(r.outbox.snapshots) ? r.outbox.snapshots : [];
+    s.outbox.deleted = Array.isArray(r.outbox.deleted) ? r.outbox.deleted : [];
+    const maxSeq = Math.max(0, ...s.outbox.snapshots.map((q) => q.seq), ...s.outbox.deleted.map((q) => q.seq));
+    s.outbox.seq = Math.max(typeof r.outbox.seq === 'number' ? r.outbox.seq : 0, maxSeq);
+  }
+  return s;
+}
+
+/**
+ * The agent's persisted state. `update` changes the in-memory state at once and returns a
+ * promise of a write that includes the change; writes are serialised and coalesced (changes
+ * made while a write runs go out together in the next one).
+ */
+export class StateStore {
+  readonly file: string;
+  private data: AgentState;
+  private writing: Promise<void> = Promise.resolve();
+  private queued: Promise<void> | undefined;
+
+  private constructor(file: string, data: AgentState) {
+    this.file = file;
+    this.data = data;
+  }
+
+  /**
+   * Opens (or creates) the state in `dir`. A state for another server or node keeps its
+   * plan-independent parts but drops the token. A file that cannot be parsed is moved aside
+   * (`<file>.corrupt-<ms>`) and the agent starts fresh; `onWarning` says so.
+   */
+  static async open(dir: string, owner: { server: string; node: string }, onWarning: (message: string) => void = () => undefined): Promise<StateStore> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, STATE_FILE);
+    // Leftovers of writes a crash interrupted: never the current state, safe to remove.
+    for (const entry of await readdir(dir)) {
+      if (entry.startsWith(`${STATE_FILE}.tmp-`)) await unlink(path.join(dir, entry)).catch(() => undefined);
+    }
+    let data = emptyState();
+    let text: string | undefined;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text !== undefined) {
+      try {
+        data = revive(JSON.parse(text));
+      } catch {
+        const aside = `${file}.corrupt-${Date.now()}`;
+        await rename(file, aside);
+        onWarning(`The agent state ${file} could not be read; moved it to ${aside} and started fresh (the agent registers again).`);
+      }
+      await chmod(file, 0o600).catch(() => undefined);
+    }
+    if (data.server !== owner.server || data.node !== owner.node) {
+      if (data.nodeToken !== null) onWarning(`The agent state belongs to server ${data.server} / node ${data.node}; registering as ${owner.node} with ${owner.server}.`);
+      Object.assign(data, { server: owner.server, node: owner.node, nodeId: null, clusterId: null, nodeToken: null, caPem: null, plan: null });
+    }
+    const store = new StateStore(file, data);
+    await store.flush();
+    return store;
+  }
+
+  /** The current state; change it only through {@link update}. */
+  get state(): Readonly<AgentState> {
+    return this.data;
+  }
+
+  update(change: (s: AgentState) => void): Promise<void> {
+    change(this.data);
+    return this.flush();
+  }
+
+  /** Writes the current state (coalescing with a write that has not started yet). */
+  flush(): Promise<void> {
+    if (this.queued) return this.queued;
+    const next = this.writing
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return writeFileAtomic(this.file, `${JSON.stringify(this.data)}\n`);
+      });
+    this.queued = next;
+    this.writing = next;
+    return next;
+  }
+}
+
+/** Remembers a finished task id (bounded, newest kept). */
+export function rememberFinished(s: AgentState, id: string): void {
+  if (!s.finished.includes(id)) s.finished.push(id);
+  if (s.finished.length > FINISHED_KEPT) s.finished.splice(0, s.finished.length - FINISHED_KEPT);
+}

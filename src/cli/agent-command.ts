@@ -1,0 +1,124 @@
+import { Command, Option } from 'commander';
+import { Agent } from '../agent/agent.js';
+import { parseAgentConfig, type AgentConfigInput } from '../agent/config.js';
+import { EtcdsnapError } from '../core/errors.js';
+import { LOG_LEVELS } from '../core/log.js';
+import { parseDuration } from '../core/schedule.js';
+
+interface AgentCliOptions {
+  server?: string;
+  registrationToken?: string;
+  caChecksum?: string;
+  nodeName?: string;
+  dataDir?: string;
+  snapshotDir?: string;
+  mode: 'managed' | 'external';
+  etcdName?: string;
+  etcdDataDir?: string;
+  etcdClientUrl?: string;
+  etcdPeerUrl?: string;
+  etcdInitialCluster?: string;
+  etcdInitialClusterState?: 'new' | 'existing';
+  etcdInitialClusterToken?: string;
+  etcdBinary?: string;
+  etcdEndpoint?: string;
+  etcdStopCommand?: string;
+  etcdStartCommand?: string;
+  reportInterval: string;
+  jitter: string;
+  logLevel: string;
+}
+
+/** `10s`, `1m30s`, `500ms`, or `0`. */
+function durationMs(flag: string, value: string): number {
+  if (value.trim() === '0') return 0;
+  try {
+    return parseDuration(value.trim());
+  } catch {
+    throw new EtcdsnapError('INVALID_CONFIG', `Invalid agent setting ${flag}: "${value}" is not a duration; use e.g. 10s, 500ms or 1m.`, { details: { flag } });
+  }
+}
+
+function required(flag: string, value: string | undefined, env?: string): string {
+  if (value === undefined || value === '') {
+    throw new EtcdsnapError('INVALID_CONFIG', `Missing agent setting ${flag}${env ? ` (or ${env})` : ''}.`, { details: { flag } });
+  }
+  return value;
+}
+
+/** Flags → the agent's config input (validated by parseAgentConfig). Exported for tests. */
+export function agentConfigFromOptions(o: AgentCliOptions): AgentConfigInput {
+  return {
+    server: required('--server', o.server, 'ETCDSNAP_SERVER'),
+    registrationToken: required('--registration-token', o.registrationToken, 'ETCDSNAP_REGISTRATION_TOKEN'),
+    nodeName: required('--node-name', o.nodeName),
+    dataDir: required('--data-dir', o.dataDir),
+    mode: o.mode,
+    caChecksum: o.caChecksum,
+    snapshotDir: o.snapshotDir,
+    etcdName: o.etcdName,
+    etcdDataDir: o.etcdDataDir,
+    etcdClientUrl: o.etcdClientUrl,
+    etcdPeerUrl: o.etcdPeerUrl,
+    etcdInitialCluster: o.etcdInitialCluster,
+    etcdInitialClusterState: o.etcdInitialClusterState,
+    etcdInitialClusterToken: o.etcdInitialClusterToken,
+    etcdBinary: o.etcdBinary,
+    etcdEndpoints: o.etcdEndpoint
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    etcdStopCommand: o.etcdStopCommand,
+    etcdStartCommand: o.etcdStartCommand,
+    reportIntervalMs: durationMs('--report-interval', o.reportInterval),
+    jitterMs: durationMs('--jitter', o.jitter),
+    logLevel: o.logLevel as AgentConfigInput['logLevel'],
+  };
+}
+
+/** Runs the agent until SIGINT/SIGTERM (exit 0) or until it gives up (exit 1). */
+async function runAgent(o: AgentCliOptions): Promise<void> {
+  const agent = new Agent(parseAgentConfig(agentConfigFromOptions(o)));
+  let onSignal: () => void = () => undefined;
+  const signalled = new Promise<string>((resolve) => {
+    onSignal = () => resolve('signal');
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  try {
+    await agent.start();
+    await Promise.race([signalled, agent.fatal]);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await agent.stop();
+  }
+}
+
+/** `etcdsnap agent`: the node agent (see docs/agent.md). */
+export function agentCommand(): Command {
+  return new Command('agent')
+    .description('Run the node agent: supervise the local etcd member, take scheduled and requested snapshots, report to the etcdsnap server.')
+    .option('--server <url>', 'etcdsnap server URL', process.env.ETCDSNAP_SERVER)
+    .option('--registration-token <token>', 'the cluster’s registration token (env ETCDSNAP_REGISTRATION_TOKEN)', process.env.ETCDSNAP_REGISTRATION_TOKEN)
+    .option('--ca-checksum <sha256>', 'sha256 of the server CA certificate (DER): trust only that CA')
+    .option('--node-name <name>', 'this node’s name (in snapshot names and reports)')
+    .option('--data-dir <dir>', 'agent state: node token, last plan, queued reports')
+    .option('--snapshot-dir <dir>', 'local snapshot directory (default <data-dir>/snapshots)')
+    .addOption(new Option('--mode <mode>', 'managed: the agent runs etcd; external: it connects to a running etcd').choices(['managed', 'external']).default('managed'))
+    .option('--etcd-name <name>', 'etcd member name (default: the node name)')
+    .option('--etcd-data-dir <dir>', 'managed: member data dir (default <data-dir>/etcd)')
+    .option('--etcd-client-url <url>', 'client URL the member listens on (default http://127.0.0.1:2379)')
+    .option('--etcd-peer-url <url>', 'peer URL of the member (default http://127.0.0.1:2380)')
+    .option('--etcd-initial-cluster <list>', 'managed: name=peerURL,… of every member (default: this member alone)')
+    .addOption(new Option('--etcd-initial-cluster-state <state>', 'managed: new or existing (default new)').choices(['new', 'existing']))
+    .option('--etcd-initial-cluster-token <token>', 'managed: initial cluster token (default etcd-cluster)')
+    .option('--etcd-binary <path>', 'managed: etcd binary (default etcd on PATH)')
+    .option('--etcd-endpoint <urls>', 'external: client URL(s) of the local member, comma separated (default --etcd-client-url)')
+    .option('--etcd-stop-command <cmd>', 'external: shell command that stops etcd (restores)')
+    .option('--etcd-start-command <cmd>', 'external: shell command that starts etcd (restores)')
+    .option('--report-interval <duration>', 'heartbeat report period', '10s')
+    .option('--jitter <duration>', 'random delay added to each recurring snapshot (0 for none)', '5s')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .action(async (opts: AgentCliOptions) => runAgent(opts));
+}
