@@ -36,6 +36,13 @@ export const ERROR_CODES = {
   TARGET_TLS_UNTRUSTED: { status: 502, retryable: false },
   TARGET_CLUSTER_MISMATCH: { status: 409, retryable: false },
   OPERATION_ABORTED: { status: 499, retryable: false },
+  UNAUTHORIZED: { status: 401, retryable: false },
+  FORBIDDEN: { status: 403, retryable: false },
+  NOT_FOUND: { status: 404, retryable: false },
+  CONFLICT: { status: 409, retryable: false },
+  OPERATION_RUNNING: { status: 409, retryable: false },
+  NODE_DISCONNECTED: { status: 503, retryable: true },
+  TASK_FAILED: { status: 500, retryable: false },
   INTERNAL: { status: 500, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
