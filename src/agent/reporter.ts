@@ -95,17 +95,21 @@ export class Reporter {
     for (;;) {
       const { outbox } = this.o.state.state;
       const snaps = this.batch(outbox.snapshots);
-      const dels = outbox.deleted.slice(0, MAX_DELETED);
+      // One entry at a time after a refusal (see below); deletions are small, otherwise all go.
+      const single = this.batchLimit === 1;
+      const dels = single ? (snaps.length > 0 ? [] : outbox.deleted.slice(0, 1)) : outbox.deleted.slice(0, MAX_DELETED);
       const report: AgentReport = { ...(await this.o.base()), snapshots: snaps.map((q) => q.report), deleted: dels.map((q) => q.location) };
       try {
         await this.o.send(report, signal);
       } catch (err) {
         if (!isEtcdsnapError(err, 'SERVER_REJECTED') || snaps.length + dels.length === 0) throw err;
-        if (snaps.length > 1) {
+        if (snaps.length + dels.length > 1) {
           // One bad entry must not hold back the others: retry them one by one.
           this.batchLimit = 1;
-          throw err;
+          continue;
         }
+        // Alone and refused: if a report without it is accepted, the entry is what the server refuses.
+        await this.o.send({ ...report, snapshots: [], deleted: [] }, signal);
         this.o.logger?.error({ err: err.message, dropped: report.snapshots.map((r) => r.location), deleted: report.deleted }, 'the server refused a report entry; dropping it');
       }
       this.lastDelivered = new Date();

@@ -77,6 +77,7 @@ export class SnapshotWorker {
       }
     }
     let client: EtcdClient | undefined;
+    const began = Date.now();
     try {
       client = await EtcdClient.connect({ endpoints: [...this.o.member.endpoints] });
       const result = await saveSnapshot({
@@ -93,8 +94,19 @@ export class SnapshotWorker {
         now: () => createdAt,
         ...(req.signal ? { signal: req.signal } : {}),
       });
+      const durationMs = Date.now() - began;
       for (const s of result.stored) {
-        reports.push({ name, node: this.o.node, state: 'successful', location: s.location, size: s.size, createdAt: createdAt.toISOString(), metadata: s.metadata ?? result.metadata, ...(req.taskId ? { taskId: req.taskId } : {}) });
+        reports.push({
+          name,
+          node: this.o.node,
+          state: 'successful',
+          location: s.location,
+          size: s.size,
+          createdAt: createdAt.toISOString(),
+          durationMs,
+          metadata: s.metadata ?? result.metadata,
+          ...(req.taskId ? { taskId: req.taskId } : {}),
+        });
       }
       for (const f of result.failures) reports.push(failed(f.target, f.error));
       const deleted = req.retention ? await this.retention(plan, targets.filter((t) => result.stored.some((s) => s.location === t.location(name))), req.signal) : [];
