@@ -67,10 +67,10 @@ export async function registerNode(ctx: ServerContext, cluster: ClusterRow, req:
   return { apiVersion: PROTOCOL_VERSION, nodeId: node.id, clusterId: cluster.id, nodeToken: token };
 }
 
-/** Marks the node seen (plan requests); at most one write per node every 5 s. */
+/** Marks the node seen (plan requests); at most one write per node every 5 s (or half a report interval). */
 export async function touchNode(ctx: ServerContext, node: NodeRow): Promise<void> {
   const now = ctx.now();
-  if (node.last_seen_at !== null && now - node.last_seen_at < 5000) return;
+  if (node.last_seen_at !== null && now - node.last_seen_at < Math.min(5000, ctx.config.reportIntervalMs / 2)) return;
   await repo.updateNode(ctx.db, node.id, { last_seen_at: now });
 }
 

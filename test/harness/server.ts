@@ -132,6 +132,22 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   return server;
 }
 
+/** Polls `fn` every 20 ms until it returns a truthy value (returned), or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** A metadata document as an agent would write it. */
 export function fakeMetadata(p: { name: string; node: string; clusterId: string; clusterName?: string; createdAt?: string; kubernetesVersion?: string | null; clusterConfig?: string | null; size?: number }): SnapshotMetadata {
   const sha = createHash('sha256').update(p.name).digest('hex');
@@ -177,10 +193,15 @@ export class SimAgent {
   readonly tasks = new Map<string, TaskStatus>();
 
   constructor(
-    private readonly server: { url: string; ca?: string },
+    private server: { url: string; ca?: string },
     readonly options: SimAgentOptions,
   ) {
     this.memberState = options.memberState ?? 'healthy';
+  }
+
+  /** Talk to another server (a restarted one listens on a new port). */
+  useServer(server: { url: string; ca?: string }): void {
+    this.server = server;
   }
 
   get node(): string {
