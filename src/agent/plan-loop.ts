@@ -1,6 +1,8 @@
 import { toEtcdsnapError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { Value } from '@sinclair/typebox/value';
 import { NodePlanSchema, type NodePlan } from '../core/plans.js';
+import { S3ConfigSchema } from '../core/s3-config.js';
 import { protocolValidator } from './validate.js';
 import type { ApiClient } from './api-client.js';
 import { sleep, type Backoff } from './backoff.js';
@@ -8,6 +10,18 @@ import type { Registrar } from './registration.js';
 import type { StateStore } from './state.js';
 
 const planValidator = protocolValidator(NodePlanSchema);
+
+/**
+ * ajv does not apply defaults inside unions (`s3: S3Config | null`): fill the S3 settings'
+ * defaults first, so a server that sends only the fields it has set is understood.
+ */
+export function withS3Defaults(raw: unknown): unknown {
+  const policy = (raw as { policy?: { s3?: unknown } } | null)?.policy;
+  if (policy && typeof policy.s3 === 'object' && policy.s3 !== null && !Array.isArray(policy.s3)) {
+    policy.s3 = Value.Default(S3ConfigSchema, { ...(policy.s3 as Record<string, unknown>) });
+  }
+  return raw;
+}
 
 export interface PlanLoopOptions {
   api: ApiClient;
@@ -37,7 +51,7 @@ export class PlanLoop {
         await this.o.registrar.ensure(signal);
         if (signal.aborted) break;
         const after = refusedId ?? state.state.plan?.planId ?? null;
-        const raw = await api.plan(after, this.o.waitSeconds, signal);
+        const raw = withS3Defaults(await api.plan(after, this.o.waitSeconds, signal));
         backoff.reset();
         if (raw === null) continue;
         const id = (raw as { planId?: unknown }).planId;
