@@ -6,6 +6,7 @@ import { EtcdsnapError } from '../core/errors.js';
 import { ON_DEMAND_BASE } from '../core/names.js';
 import { EtcdClient } from '../etcd/client.js';
 import { saveSnapshot } from '../snapshot/save.js';
+import { addEtcdTlsOptions, etcdTlsFromOptions } from './etcd-tls-options.js';
 import { humanBytes, OUTPUT_FORMATS, render, type OutputFormat } from './output.js';
 import { saveOnServer } from './snapshot-server.js';
 import { targetsFromOptions, type TargetOptions } from './targets.js';
@@ -63,7 +64,7 @@ function codecOf(compress: boolean | string | undefined): Codec {
 }
 
 export function saveAction(cmd: Command): Command {
-  return cmd
+  return addEtcdTlsOptions(cmd)
     .description(
       'Take a snapshot. With CLUSTER: a one-time snapshot of every etcd node through the etcdsnap server. Without: a standalone snapshot of the etcd at --endpoints (health checked first; etcd’s checksum verified while streaming).',
     )
@@ -94,7 +95,7 @@ export function saveAction(cmd: Command): Command {
       const clusterConfig = opts.clusterConfig === undefined ? null : await readFile(opts.clusterConfig, 'utf8').catch((err: Error) => {
         throw new EtcdsnapError('INVALID_ARGUMENT', `Cannot read --cluster-config ${opts.clusterConfig}: ${err.message}`);
       });
-      const client = await EtcdClient.connect({ endpoints });
+      const client = await EtcdClient.connect({ endpoints, tls: etcdTlsFromOptions(opts) });
       const ac = new AbortController();
       const onSignal = (): void => ac.abort();
       process.once('SIGINT', onSignal);

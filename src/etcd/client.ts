@@ -8,8 +8,8 @@
  */
 import type { Readable } from 'node:stream';
 import type { Etcd3, IRangeRequest } from 'etcd3';
-import { EtcdsnapError } from '../core/errors.js';
-import { deadline, type EtcdTls, hexId, prefixRangeEnd, singleEndpointClient, toNumber, validateEndpoint } from './endpoint.js';
+import { EtcdsnapError, isEtcdsnapError } from '../core/errors.js';
+import { checkEtcdTls, deadline, type EtcdTls, hexId, prefixRangeEnd, singleEndpointClient, toNumber, validateEndpoint } from './endpoint.js';
 import { isUnreachable, toEtcdError } from './errors.js';
 import { checkClusterHealth } from './health.js';
 import { openSnapshotStream } from './snapshot-stream.js';
@@ -22,7 +22,11 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 const DEFAULT_PAGE_SIZE = 10000;
 
 export interface EtcdConnectOptions extends EtcdClientOptions {
-  /** CA (and client certificate) for https endpoints; untested against a TLS etcd so far. */
+  /**
+   * CA and client certificate for https endpoints (etcd with `--client-cert-auth`); checked
+   * before any connection (INVALID_ARGUMENT naming --cacert/--cert/--key). http endpoints
+   * ignore it.
+   */
   tls?: EtcdTls;
 }
 
@@ -48,6 +52,7 @@ export class EtcdClient {
   static async connect(options: EtcdConnectOptions): Promise<EtcdClient> {
     if (options.endpoints.length === 0) throw new EtcdsnapError('INVALID_ARGUMENT', 'No etcd endpoint given; pass at least one client URL such as http://127.0.0.1:2379.');
     const endpoints = [...new Set(options.endpoints.map(validateEndpoint))];
+    if (options.tls) checkEtcdTls(options.tls);
     const client = new EtcdClient(endpoints, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, options.tls);
     const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     try {
@@ -61,6 +66,9 @@ export class EtcdClient {
     } catch (err) {
       client.close();
       const errors = err instanceof AggregateError ? (err.errors as unknown[]) : [err];
+      // A failed TLS handshake says more than "unreachable": the certificates are wrong.
+      const tlsFailure = errors.find((e) => isEtcdsnapError(e) && e.details?.tls !== undefined);
+      if (tlsFailure) throw tlsFailure;
       const answered = errors.find((e) => !isUnreachable(e));
       if (answered) throw toEtcdError(answered, { operation: 'status', endpoints });
       throw new EtcdsnapError(
@@ -187,7 +195,8 @@ export class EtcdClient {
     try {
       return await fn(this.clientFor(endpoint));
     } catch (err) {
-      throw toEtcdError(err, { operation, endpoints: endpoint });
+      // Whether a client certificate was offered sharpens the advice of a TLS failure.
+      throw toEtcdError(err, { operation, endpoints: endpoint, ...(endpoint.startsWith('https:') ? { clientCertificate: Boolean(this.tls?.cert) } : {}) });
     }
   }
 

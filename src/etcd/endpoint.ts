@@ -5,12 +5,18 @@
  * answered, and a down member must fail fast instead of being retried or hidden behind a
  * circuit breaker. Failover across endpoints is done by EtcdClient itself.
  */
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { Etcd3, type IOptions } from 'etcd3';
 import { EtcdsnapError } from '../core/errors.js';
 
-/** TLS material for https endpoints (PEM). */
+/**
+ * TLS material for https endpoints (PEM), like etcdctl's --cacert/--cert/--key. Without `ca`
+ * the system CAs are trusted. `cert` and `key` go together: the client certificate that
+ * etcd's `--client-cert-auth` asks for. Used for https endpoints only; http endpoints are
+ * plaintext whatever is set here (as with etcdctl).
+ */
 export interface EtcdTls {
-  ca: Buffer;
+  ca?: Buffer;
   cert?: Buffer;
   key?: Buffer;
 }
@@ -47,14 +53,66 @@ export const CHANNEL_OPTIONS = {
   'grpc.max_receive_message_length': 64 << 20,
 } as const;
 
-/** A new etcd3 client that talks to `endpoint` only, with no retries of its own. */
+/**
+ * A new etcd3 client that talks to `endpoint` only, with no retries of its own. An https
+ * endpoint uses `tls` (or the system CAs and no client certificate without it); an http
+ * endpoint ignores `tls` (etcd3 would otherwise speak TLS to every host of the client).
+ */
 export function singleEndpointClient(endpoint: string, tls?: EtcdTls): Etcd3 {
+  const secure = endpoint.startsWith('https:');
   return new Etcd3({
     hosts: [endpoint],
     grpcOptions: { ...CHANNEL_OPTIONS },
     faultHandling: { host: () => passThrough, global: passThrough },
-    ...(tls ? { credentials: { rootCertificate: tls.ca, ...(tls.key ? { privateKey: tls.key } : {}), ...(tls.cert ? { certChain: tls.cert } : {}) } } : {}),
+    ...(secure && tls ? { credentials: credentialsOf(tls) } : {}),
   });
+}
+
+/**
+ * etcd3's `credentials` go to grpc-js's createSsl(rootCerts, privateKey, certChain), where a
+ * missing root certificate means the system CAs; etcd3's type wants a Buffer regardless.
+ */
+function credentialsOf(tls: EtcdTls): NonNullable<IOptions['credentials']> {
+  return {
+    rootCertificate: tls.ca ?? (null as unknown as Buffer),
+    ...(tls.key ? { privateKey: tls.key } : {}),
+    ...(tls.cert ? { certChain: tls.cert } : {}),
+  };
+}
+
+/** Which part of EtcdTls a problem is about, named as etcdctl's (and etcdsnap's) flags. */
+export const TLS_FLAGS = { ca: '--cacert', cert: '--cert', key: '--key' } as const;
+
+/**
+ * Checks TLS material before any connection: a lone cert or key, PEM that does not parse, a
+ * key that does not belong to the certificate. Throws INVALID_ARGUMENT naming the flag;
+ * `flags` renames the parts (e.g. for a config file's fields).
+ */
+export function checkEtcdTls(tls: EtcdTls, flags: Record<keyof EtcdTls, string> = TLS_FLAGS): void {
+  if (Boolean(tls.cert) !== Boolean(tls.key)) {
+    const [given, missing] = tls.cert ? [flags.cert, flags.key] : [flags.key, flags.cert];
+    throw new EtcdsnapError('INVALID_ARGUMENT', `${given} was given without ${missing}: a client certificate needs both the certificate (${flags.cert}) and its private key (${flags.key}).`, {
+      details: { flag: missing },
+    });
+  }
+  const attempt = (flag: string, what: string, options: SecureContextOptions): void => {
+    try {
+      createSecureContext(options);
+    } catch (err) {
+      throw new EtcdsnapError('INVALID_ARGUMENT', `${flag} is not ${what}: ${(err as Error).message}.`, { cause: err, details: { flag } });
+    }
+  };
+  if (tls.ca) {
+    if (!tls.ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
+      throw new EtcdsnapError('INVALID_ARGUMENT', `${flags.ca} is not a PEM CA certificate (no "-----BEGIN CERTIFICATE-----" in it).`, { details: { flag: flags.ca } });
+    }
+    attempt(flags.ca, 'a usable PEM CA certificate', { ca: tls.ca });
+  }
+  if (tls.cert && tls.key) {
+    attempt(flags.cert, 'a usable PEM certificate', { cert: tls.cert });
+    attempt(flags.key, 'a usable PEM private key', { key: tls.key });
+    attempt(`${flags.key} (with ${flags.cert})`, 'the private key of that certificate', { cert: tls.cert, key: tls.key });
+  }
 }
 
 /** Checks an endpoint is an http(s) URL with a host and port, as etcd prints them. */

@@ -31,8 +31,27 @@ export interface StartMemberOptions {
   logFile?: string;
   /** Default `etcd` on PATH. */
   etcdBinary?: string;
+  /** TLS of the client port (clientUrl must then be https). */
+  clientTls?: MemberTlsOptions;
+  /** TLS between peers (peerUrl must then be https). */
+  peerTls?: MemberTlsOptions;
   /** Appended after our flags, so a repeated flag here wins. */
   extraArgs?: string[];
+}
+
+/**
+ * TLS of one of a member's ports, as Kubernetes distributions run etcd. For the client port:
+ * `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`; for the peer port
+ * the same flags with `--peer-`. PEM file paths.
+ */
+export interface MemberTlsOptions {
+  /** The certificate the port serves (peer certificates also need clientAuth: peers dial with them). */
+  certFile: string;
+  keyFile: string;
+  /** CA that client (or peer) certificates must chain to. */
+  trustedCaFile?: string;
+  /** Require and verify a certificate from every client (or peer). Needs `trustedCaFile`. */
+  clientCertAuth?: boolean;
 }
 
 export interface MemberProcess {
@@ -75,7 +94,21 @@ export function memberArgs(o: StartMemberOptions): string[] {
     '--log-outputs=stderr',
   ];
   if (o.quotaBackendBytes !== undefined) args.push(`--quota-backend-bytes=${Math.floor(o.quotaBackendBytes)}`);
+  if (o.clientTls) args.push(...tlsArgs('', 'clientTls', o.clientTls));
+  if (o.peerTls) args.push(...tlsArgs('peer-', 'peerTls', o.peerTls));
   return [...args, ...(o.extraArgs ?? [])];
+}
+
+function tlsArgs(prefix: '' | 'peer-', option: string, t: MemberTlsOptions): string[] {
+  if (t.clientCertAuth && !t.trustedCaFile) {
+    throw new EtcdsnapError('INVALID_ARGUMENT', `${option}.clientCertAuth needs ${option}.trustedCaFile: etcd cannot verify certificates without the CA that signed them.`);
+  }
+  return [
+    `--${prefix}cert-file=${t.certFile}`,
+    `--${prefix}key-file=${t.keyFile}`,
+    ...(t.trustedCaFile ? [`--${prefix}trusted-ca-file=${t.trustedCaFile}`] : []),
+    ...(t.clientCertAuth ? [`--${prefix}client-cert-auth`] : []),
+  ];
 }
 
 async function fileTail(file: string, lines: number): Promise<string> {

@@ -8,16 +8,24 @@
  *
  * As a safety net, members still running when the process exits (a failed test, an
  * uncaught error, SIGINT/SIGTERM) are killed with SIGKILL and their temp dirs removed.
+ *
+ * With `tls: true` the cluster runs like Kubernetes' etcd: https client and peer URLs,
+ * certificates from a CA made for the cluster, and client-cert-auth on both ports. Connect
+ * with `EtcdClient.connect({ endpoints: cluster.endpoints, tls: cluster.tls.clientTls })`.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isEtcdsnapError } from '../../src/core/errors.js';
-import { type MemberProcess, startMember as spawnMember, waitMembersHealthy } from '../../src/etcd/member.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { EtcdsnapError, isEtcdsnapError, toEtcdsnapError } from '../../src/core/errors.js';
+import { EtcdClient } from '../../src/etcd/client.js';
+import type { EtcdTls } from '../../src/etcd/endpoint.js';
+import { type MemberProcess, type MemberTlsOptions, startMember as spawnMember, waitMembersHealthy } from '../../src/etcd/member.js';
 import { restoreSnapshotFile } from '../../src/etcd/restore.js';
 import type { ClusterHealth } from '../../src/etcd/types.js';
 import { freePort, tempDir } from './net.js';
+import { type EtcdTlsMaterial, makeEtcdTls } from './tls.js';
 
 export interface TestMember {
   name: string;
@@ -36,6 +44,8 @@ export interface TestCluster {
   endpoints: string[];
   members: TestMember[];
   initialCluster: string;
+  /** With `tls: true`: the cluster's CA and certificates; `tls.clientTls` connects a client. */
+  tls: EtcdTlsMaterial | undefined;
   /**
    * Stops member i: SIGTERM (then SIGKILL after 10 s), or SIGKILL at once with `kill`.
    * A graceful stop of a leader whose peers are gone takes ~7 s (it tries to hand over).
@@ -57,6 +67,8 @@ export interface StartClusterOptions {
   keepDirs?: boolean;
   /** Default 30 s. */
   healthyTimeoutMs?: number;
+  /** https client and peer URLs with client-cert-auth on both (certificates made for the cluster). */
+  tls?: boolean;
 }
 
 const DEFAULT_HEALTHY_TIMEOUT_MS = 30_000;
@@ -105,22 +117,68 @@ interface Layout {
   token: string;
   members: TestMember[];
   initialCluster: string;
+  tls: EtcdTlsMaterial | undefined;
 }
 
-async function layout(root: string, n: number, token: string, dataDirOf: (name: string) => string): Promise<Layout> {
+async function layout(root: string, n: number, token: string, dataDirOf: (name: string) => string, tls: EtcdTlsMaterial | undefined): Promise<Layout> {
+  const scheme = tls ? 'https' : 'http';
   const members: TestMember[] = [];
   for (let i = 0; i < n; i++) {
     const name = `m${i + 1}`;
     members.push({
       name,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+      peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
       dataDir: dataDirOf(name),
       logFile: path.join(root, `${name}.log`),
       process: undefined,
     });
   }
-  return { root, token, members, initialCluster: members.map((m) => `${m.name}=${m.peerUrl}`).join(',') };
+  return { root, token, members, initialCluster: members.map((m) => `${m.name}=${m.peerUrl}`).join(','), tls };
+}
+
+/** Member flags of a TLS cluster: client-cert-auth on the client and the peer port. */
+function memberTls(tls: EtcdTlsMaterial): { clientTls: MemberTlsOptions; peerTls: MemberTlsOptions } {
+  return {
+    clientTls: { certFile: tls.serverCertFile, keyFile: tls.serverKeyFile, trustedCaFile: tls.caFile, clientCertAuth: true },
+    peerTls: { certFile: tls.peerCertFile, keyFile: tls.peerKeyFile, trustedCaFile: tls.caFile, clientCertAuth: true },
+  };
+}
+
+/**
+ * waitMembersHealthy for TLS members: the same polling (health of every member, a leader)
+ * with a client certificate, failing fast when a member exits.
+ */
+async function waitHealthyTls(members: MemberProcess[], endpoints: string[], tls: EtcdTls, timeoutMs: number): Promise<ClusterHealth> {
+  const ac = new AbortController();
+  const poll = async (): Promise<ClusterHealth> => {
+    const until = Date.now() + timeoutMs;
+    let last = 'no endpoint answered yet';
+    while (!ac.signal.aborted) {
+      const budget = Math.max(100, Math.min(2000, until - Date.now()));
+      let client: EtcdClient | undefined;
+      try {
+        client = await EtcdClient.connect({ endpoints, tls, dialTimeoutMs: budget, requestTimeoutMs: budget });
+        const health = await client.health({ timeoutMs: budget });
+        if (health.healthy) return health;
+        last = health.reasons.join('; ');
+      } catch (err) {
+        const e = toEtcdsnapError(err);
+        if (e.code === 'INVALID_ARGUMENT') throw e;
+        last = e.message;
+      } finally {
+        client?.close();
+      }
+      if (Date.now() >= until) throw new EtcdsnapError('CLUSTER_UNHEALTHY', `etcd at ${endpoints.join(', ')} did not become healthy within ${timeoutMs} ms: ${last}`);
+      await delay(100, undefined, { signal: ac.signal }).catch(() => undefined);
+    }
+    throw new EtcdsnapError('OPERATION_ABORTED', `Stopped waiting for etcd at ${endpoints.join(', ')} to become healthy.`);
+  };
+  try {
+    return await Promise.race([poll(), ...members.map((m) => m.failed)]);
+  } finally {
+    ac.abort();
+  }
 }
 
 interface ClusterControl {
@@ -142,6 +200,7 @@ function clusterOf(l: Layout, opts: { quotaBackendBytes?: number; keepDirs?: boo
         initialClusterToken: l.token,
         logFile: m.logFile,
         ...(opts.quotaBackendBytes !== undefined ? { quotaBackendBytes: opts.quotaBackendBytes } : {}),
+        ...(l.tls ? memberTls(l.tls) : {}),
       }),
     );
   };
@@ -157,6 +216,7 @@ function clusterOf(l: Layout, opts: { quotaBackendBytes?: number; keepDirs?: boo
     endpoints: l.members.map((m) => m.clientUrl),
     members: l.members,
     initialCluster: l.initialCluster,
+    tls: l.tls,
     async stopMember(i, options = {}) {
       const m = member(i);
       await (options.kill ? m.process?.kill() : m.process?.stop());
@@ -165,6 +225,7 @@ function clusterOf(l: Layout, opts: { quotaBackendBytes?: number; keepDirs?: boo
     startMember: (i) => start(member(i), 'existing'),
     waitHealthy(timeoutMs = opts.healthyTimeoutMs ?? DEFAULT_HEALTHY_TIMEOUT_MS) {
       const running = l.members.flatMap((m) => (m.process ? [m.process] : []));
+      if (l.tls) return waitHealthyTls(running, cluster.endpoints, l.tls.clientTls, timeoutMs);
       return waitMembersHealthy(running, timeoutMs, cluster.endpoints);
     },
     stop() {
@@ -198,7 +259,15 @@ async function bringUp(prefix: string, opts: BringUpOptions, token: string, prep
   for (let attempt = 1; ; attempt++) {
     const root = await tempDir(prefix);
     if (!opts.keepDirs) rootsToRemove.add(root);
-    const l = await layout(root, opts.members, token, (name) => path.join(root, `${name}.etcd`));
+    let tls: EtcdTlsMaterial | undefined;
+    if (opts.tls) {
+      await mkdir(path.join(root, 'tls'));
+      tls = await makeEtcdTls(path.join(root, 'tls')).catch(async (err: unknown) => {
+        await rm(root, { recursive: true, force: true });
+        throw err;
+      });
+    }
+    const l = await layout(root, opts.members, token, (name) => path.join(root, `${name}.etcd`), tls);
     const { cluster, startAll } = clusterOf(l, opts);
     try {
       await prepare(l);
