@@ -80,7 +80,7 @@ export class S3Reconciler {
           if (r !== 'unchanged') changes.upserted.push(row);
         }
         for (const row of await snaps.listSnapshots(tx, clusterId, { storage: 's3', state: 'successful' })) {
-          if (present.has(row.location) || !inFolder(row.location) || row.seen_at >= started) continue;
+          if (present.has(row.location) || !inFolder(row.location) || row.seen_at > started) continue;
           await snaps.deleteSnapshot(tx, row.id);
           changes.removed.push(row);
           result.removed++;

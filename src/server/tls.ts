@@ -106,6 +106,11 @@ async function createLeaf(caPem: string, caKeyPem: string, names: string[]): Pro
   return { cert: cert.toString('pem'), key: await exportKeyPem(keys.privateKey) };
 }
 
+/** One spelling per address (Node prints IPv6 SANs expanded). */
+function normalIp(ip: string): string {
+  return isIP(ip) === 6 ? new URL(`http://[${ip}]`).hostname : ip;
+}
+
 /** True when the leaf must be (re)made: missing, not from this CA, expiring, or without one of the names. */
 function leafIsStale(leafPem: string | undefined, caPem: string, names: string[], now: number): boolean {
   if (!leafPem) return true;
@@ -113,8 +118,8 @@ function leafIsStale(leafPem: string | undefined, caPem: string, names: string[]
     const leaf = new NodeX509(leafPem);
     if (!leaf.checkIssued(new NodeX509(caPem))) return true;
     if (Date.parse(leaf.validTo) - now < RENEW_BEFORE_DAYS * DAY) return true;
-    const san = leaf.subjectAltName ?? '';
-    return names.some((n) => !san.includes(isIP(n) ? `IP Address:${n.includes(':') ? n.toUpperCase() : n}` : `DNS:${n}`));
+    const san = new Set((leaf.subjectAltName ?? '').split(', ').map((e) => (e.startsWith('IP Address:') ? `IP:${normalIp(e.slice(11))}` : e)));
+    return names.some((n) => !san.has(isIP(n) ? `IP:${normalIp(n)}` : `DNS:${n}`));
   } catch {
     return true;
   }

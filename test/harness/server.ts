@@ -71,7 +71,10 @@ export interface TestServerOptions {
 }
 
 export interface TestServer {
+  /** `http(s)://127.0.0.1:<port>`: where tests reach the server. */
   url: string;
+  /** The URL in join commands (differs from `url` when `hostnames` or `url` are configured). */
+  publicUrl: string;
   adminToken: string;
   dataDir: string;
   /** PEM of the server CA (HTTPS) and its checksum. */
@@ -103,14 +106,18 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     throw new Error('startTestServer: the data dir has an admin token already; pass it as options.adminToken');
   }
   const ca = running.app.etcdsnap.tls?.caPem ?? undefined;
+  const address = running.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const url = `${options.https ? 'https' : 'http'}://127.0.0.1:${port}`;
   const server: TestServer = {
-    url: running.url,
+    url,
+    publicUrl: running.url,
     adminToken,
     dataDir,
     ca,
     caChecksum: running.caChecksum,
     app: running.app,
-    api: (method, path, body, token) => request(`${running.url}${path}`, { method, body, token: token === null ? undefined : (token ?? adminToken), ca }),
+    api: (method, path, body, token) => request(`${url}${path}`, { method, body, token: token === null ? undefined : (token ?? adminToken), ca }),
     async stop(stopOptions = {}) {
       await running.close();
       if (owned && !stopOptions.keepData) await rm(dataDir, { recursive: true, force: true });

@@ -182,9 +182,9 @@ describe('server clusters', () => {
 
   test('join info: a ready command with the server URL and the registration token; rotation replaces it', async () => {
     const join = await api<JoinInfo>('GET', '/api/v1/clusters/secret/join');
-    assert.equal(join.body.server, server.url);
+    assert.equal(join.body.server, server.publicUrl);
     assert.equal(join.body.caChecksum, null);
-    assert.equal(join.body.command, `etcdsnap agent --server ${server.url} --registration-token ${join.body.registrationToken} --node-name <NODE> --data-dir /var/lib/etcdsnap-agent`);
+    assert.equal(join.body.command, `etcdsnap agent --server ${server.publicUrl} --registration-token ${join.body.registrationToken} --node-name <NODE> --data-dir /var/lib/etcdsnap-agent`);
     const rotated = await api<JoinInfo>('POST', '/api/v1/clusters/secret/join/rotate');
     assert.notEqual(rotated.body.registrationToken, join.body.registrationToken);
     const old = await server.api('POST', '/api/v1/agent/register', { registrationToken: join.body.registrationToken }, null);
