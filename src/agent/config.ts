@@ -113,6 +113,37 @@ export function normalizeChecksum(value: string): string {
     .toLowerCase();
 }
 
+const URL_HINT = 'must be an http(s) URL such as http://127.0.0.1:2379';
+const NAME_HINT = 'must be 1-63 lowercase letters, digits, "." or "-", starting and ending with a letter or digit';
+/** Plain words for pattern failures (ajv would quote the regular expression). */
+const HINTS: Record<string, string> = {
+  server: 'must be an http(s) URL such as https://etcdsnap.example:8443',
+  etcdClientUrl: URL_HINT,
+  etcdPeerUrl: 'must be an http(s) URL such as http://127.0.0.1:2380',
+  etcdEndpoints: 'must be http(s) URLs such as https://10.0.0.1:2379, comma separated',
+  nodeName: NAME_HINT,
+  etcdName: NAME_HINT,
+  caChecksum: 'must be the 64 hex digits of a sha256 (as printed by etcdsnap cluster join-command)',
+  registrationToken: 'must be 16 to 256 characters (as printed by etcdsnap cluster join-command)',
+  mode: 'must be managed or external',
+  etcdInitialClusterState: 'must be new or existing',
+  logLevel: `must be one of ${LOG_LEVELS.join(', ')}`,
+};
+
+/** ajv's "Invalid agent config: /etcdClientUrl must match pattern …" → one sentence naming the flag. */
+function explain(ajvMessage: string): EtcdsnapError {
+  const extra = /must NOT have additional properties \((\w+)\)/.exec(ajvMessage);
+  if (extra) return new EtcdsnapError('INVALID_CONFIG', `Unknown agent setting ${flagOf(extra[1] as string)}.`, { details: { flag: flagOf(extra[1] as string) } });
+  const m = /: \/(\w+)(?:\/\d+)? ([^;]*?)\.?(?:;|$)/.exec(ajvMessage);
+  if (!m) return new EtcdsnapError('INVALID_CONFIG', ajvMessage);
+  const key = m[1] as string;
+  const raw = m[2] as string;
+  const bound = /^must be ([<>]=) (\d+)$/.exec(raw);
+  let why = /^must (match|NOT have|be equal to constant|match a schema)/.test(raw) ? (HINTS[key] ?? raw) : raw;
+  if (bound && key.endsWith('Ms')) why = `must be ${bound[1] === '>=' ? 'at least' : 'at most'} ${bound[2]} ms`;
+  return invalid(key, why);
+}
+
 function checkInitialCluster(initial: string, name: string, peerUrl: string): void {
   const entries = initial.split(',').map((e) => e.trim());
   for (const e of entries) {
@@ -136,11 +167,7 @@ export function parseAgentConfig(input: AgentConfigInput): AgentConfig {
   try {
     cfg = validator.parse(copy, 'agent config');
   } catch (err) {
-    // "/etcdClientUrl must match …" → "--etcd-client-url must match …"
-    const e = err as EtcdsnapError;
-    const first = /\/([A-Za-z]+)/.exec(e.message)?.[1];
-    const message = e.message.replace(/\/([A-Za-z]+)(\/\d+)?/g, (_m, key: string) => flagOf(key)).replace(/\(root\) must NOT have additional properties \((\w+)\)/, (_m, key: string) => `unknown setting ${flagOf(key)}`);
-    throw new EtcdsnapError('INVALID_CONFIG', message, { details: first ? { flag: flagOf(first) } : {} });
+    throw explain((err as EtcdsnapError).message);
   }
   const dataDir = path.resolve(cfg.dataDir);
   const etcdName = cfg.etcdName ?? cfg.nodeName;

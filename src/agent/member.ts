@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { EtcdsnapError, toEtcdsnapError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -7,6 +8,7 @@ import { EtcdClient } from '../etcd/client.js';
 import { startMember, type MemberProcess } from '../etcd/member.js';
 import { Backoff, sleep } from './backoff.js';
 import type { AgentConfig } from './config.js';
+import { writeFileAtomic } from './state.js';
 
 /** Who the local member is, as the agent registers it. */
 export interface MemberIdentity {
@@ -95,6 +97,11 @@ export class ManagedMember implements LocalMember {
     return path.join(this.config.dataDir, 'etcd.log');
   }
 
+  /** Pid of the member this agent started, so a restarted agent finds one it left behind. */
+  get pidFile(): string {
+    return path.join(this.config.dataDir, 'etcd.pid');
+  }
+
   /** The running process (tests kill it to check supervision). */
   get process(): MemberProcess | undefined {
     return this.proc;
@@ -113,6 +120,7 @@ export class ManagedMember implements LocalMember {
     this.wanted = true;
     this.ac = new AbortController();
     this.backoff.reset();
+    await this.reapOrphan();
     await this.spawn();
   }
 
@@ -122,6 +130,7 @@ export class ManagedMember implements LocalMember {
     const proc = this.proc;
     this.proc = undefined;
     await proc?.stop();
+    await unlink(this.pidFile).catch(() => undefined);
     this.probe.close();
   }
 
@@ -149,10 +158,37 @@ export class ManagedMember implements LocalMember {
       logFile: this.logFile,
     });
     this.proc = proc;
+    await writeFileAtomic(this.pidFile, `${proc.pid}\n`, 0o644);
     this.startedAt = Date.now();
     this.lastError = undefined;
     this.logger.info({ pid: proc.pid, member: c.etcdName, clientUrl: c.etcdClientUrl }, 'etcd member started');
     proc.failed.catch((err: unknown) => void this.onFailed(proc, err));
+  }
+
+  /**
+   * An agent killed without a chance to stop its member (SIGKILL, OOM) leaves etcd running,
+   * holding the ports and the data dir: stop that process first. Only a process whose command
+   * line names this member's data dir is touched (Linux /proc; elsewhere nothing is done).
+   */
+  private async reapOrphan(): Promise<void> {
+    const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 1) return;
+    const cmdline = async (): Promise<string> => (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+    if (!(await cmdline()).includes(`--data-dir=${this.config.etcdDataDir}`)) return;
+    this.logger.warn({ pid }, 'an etcd member of a previous agent run is still running; stopping it');
+    const gone = async (ms: number): Promise<boolean> => {
+      for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (!(await cmdline())) return true;
+      return !(await cmdline());
+    };
+    try {
+      process.kill(pid, 'SIGTERM');
+      if (!(await gone(10_000))) {
+        process.kill(pid, 'SIGKILL');
+        await gone(5000);
+      }
+    } catch {
+      // already gone
+    }
   }
 
   /** The member exited without stop(): restart it after a backoff, until it stays up. */
