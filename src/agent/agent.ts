@@ -184,6 +184,7 @@ export class Agent {
     const registrar = (this.registrar = new Registrar({ state, api, request: () => this.registrationRequest(), backoff: new Backoff(c.retryInitialMs, c.retryMaxMs), logger: this.logger }));
     const planLoop = new PlanLoop({ api, state, registrar, node: c.nodeName, apply: (plan) => this.applyPlan(plan), waitSeconds: c.pollWaitSeconds, backoff: new Backoff(c.retryInitialMs, c.retryMaxMs), logger: this.logger });
     const reporter = this.reporter as Reporter;
+    reporter.onDelivered = () => planLoop.wake();
     await Promise.all([
       planLoop.run(signal),
       (async () => {

@@ -41,7 +41,21 @@ export interface PlanLoopOptions {
  * loop waits for the next plan id instead, keeping the last good plan.
  */
 export class PlanLoop {
+  private pause: AbortController | undefined;
+
   constructor(private readonly o: PlanLoopOptions) {}
+
+  /** Cuts a retry delay short (the reporter just reached the server: it is back). */
+  wake(): void {
+    this.pause?.abort();
+  }
+
+  /** A retry delay that {@link wake} ends early. */
+  private async backoffSleep(ms: number, signal: AbortSignal): Promise<void> {
+    this.pause = new AbortController();
+    await sleep(ms, AbortSignal.any([signal, this.pause.signal]));
+    this.pause = undefined;
+  }
 
   async run(signal: AbortSignal): Promise<void> {
     const { api, state, backoff, logger } = this.o;
@@ -59,7 +73,7 @@ export class PlanLoop {
           const why = planValidator.check(raw) ? `it is for node ${raw.node}, not ${this.o.node}` : this.describe(raw);
           logger?.error({ planId: id, why }, 'the server sent a plan this agent cannot apply; keeping the last one');
           refusedId = typeof id === 'string' ? id : null;
-          if (refusedId === null) await sleep(backoff.next(), signal);
+          if (refusedId === null) await this.backoffSleep(backoff.next(), signal);
           continue;
         }
         refusedId = null;
@@ -79,7 +93,7 @@ export class PlanLoop {
         }
         const delay = backoff.next();
         logger?.[backoff.attempts <= 1 ? 'warn' : 'debug']({ code: e.code, err: e.message, retryInMs: delay }, 'plan poll failed');
-        await sleep(delay, signal);
+        await this.backoffSleep(delay, signal);
       }
     }
   }

@@ -19,6 +19,8 @@ export interface ReporterOptions {
   /** The node token was refused: register again (resolves once registered or aborted). */
   onUnauthorized: (signal: AbortSignal) => Promise<void>;
   logger?: Logger;
+  /** Called after every accepted report. */
+  onDelivered?: () => void;
   /** Snapshot reports per request. Default 100 (the protocol allows 1000). */
   maxBatch?: number;
   /** Approximate JSON bytes of snapshot reports per request. Default 4 MiB. */
@@ -40,11 +42,14 @@ export class Reporter {
   private batchLimit: number;
   /** Last accepted report. */
   lastDelivered: Date | null = null;
+  /** Called after every accepted report (default: the option). */
+  onDelivered: (() => void) | undefined;
   /** The last attempt failed (for logging once per outage). */
   private failing = false;
 
   constructor(private readonly o: ReporterOptions) {
     this.batchLimit = o.maxBatch ?? 100;
+    this.onDelivered = o.onDelivered;
   }
 
   /** Queues on disk, then asks for a report. */
@@ -76,6 +81,7 @@ export class Reporter {
       try {
         await this.sendAll(signal);
         this.o.backoff.reset();
+        this.onDelivered?.();
         if (this.failing) this.o.logger?.info({ delivered: this.lastDelivered }, 'reports delivered again');
         this.failing = false;
       } catch (err) {
