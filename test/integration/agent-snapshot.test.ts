@@ -90,7 +90,9 @@ describe('agent: snapshot tasks on a 3-member managed cluster', () => {
     await waitFor('a report of the restarted agent with a healthy member', () => cp.reportsOf('node-1').length > reportsBefore + 1 && healthy('node-1'), 30_000);
     const again = cp.reportsOf('node-1').slice(reportsBefore);
     assert.ok(again.every((r) => r.tasks.some((t) => t.id === 'op1-node-1' && t.state === 'succeeded')), 'the finished status is reported again');
-    assert.ok(again.every((r) => r.snapshots.length === 0), 'no second snapshot');
+    // At-least-once delivery may repeat an earlier report entry, never a new snapshot.
+    const known = new Set(cp.reportsOf('node-1').slice(0, reportsBefore).flatMap((r) => r.snapshots.map((x) => x.location)));
+    assert.ok(again.every((r) => r.snapshots.every((x) => known.has(x.location))), 'no second snapshot');
     assert.deepEqual(await nodes.files(0), before);
     assert.equal(cp.node('node-1').registrations, 1, 'the node token was kept');
 
