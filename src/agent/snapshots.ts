@@ -115,7 +115,8 @@ export class SnapshotWorker {
     } catch (err) {
       const e = toEtcdsnapError(err);
       if (e.code !== 'OPERATION_ABORTED') for (const t of targets) reports.push(failed(t.location(name), e));
-      this.o.logger.warn({ name, code: e.code, err: e.message }, 'snapshot failed');
+      if (e.code === 'OPERATION_ABORTED') this.o.logger.info({ name }, 'snapshot cancelled (agent stopping)');
+      else this.o.logger.warn({ name, code: e.code, err: e.message }, 'snapshot failed');
       return { name, reports, deleted: [], error: e };
     } finally {
       client?.close();
