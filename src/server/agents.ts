@@ -87,7 +87,10 @@ export async function applyReport(ctx: ServerContext, node: NodeRow, report: Age
   let planChanged = false;
   const changes: RecordChanges = { upserted: [], inserted: [], removed: [] };
   const stateChanged = node.member_state !== report.member.state || node.member_error !== (report.member.error ?? null) || node.applied_plan_id !== report.planId;
-  const updated = await ctx.db.transaction().execute(async (tx) => {
+  const busy = report.snapshots.length > 0 || report.deleted.length > 0 || report.tasks.length > 0;
+  // A heartbeat (nothing but status) is one UPDATE; anything more is one transaction.
+  const run = <T>(fn: (db: typeof ctx.db) => Promise<T>): Promise<T> => (busy ? ctx.db.transaction().execute(fn) : fn(ctx.db));
+  const updated = await run(async (tx) => {
     const fields: Partial<NodeRow> = {
       agent_version: report.agentVersion,
       member_name: report.member.name,
@@ -105,11 +108,14 @@ export async function applyReport(ctx: ServerContext, node: NodeRow, report: Age
       updated_at: now,
     };
     await repo.updateNode(tx, node.id, fields);
-    const r = await applyReportedSnapshots(tx, node.cluster_id, node.name, report.snapshots, report.deleted, now);
-    changes.upserted.push(...r.upserted);
-    changes.inserted.push(...r.inserted);
-    changes.removed.push(...r.removed);
+    if (report.snapshots.length > 0 || report.deleted.length > 0) {
+      const r = await applyReportedSnapshots(tx, node.cluster_id, node.name, report.snapshots, report.deleted, now);
+      changes.upserted.push(...r.upserted);
+      changes.inserted.push(...r.inserted);
+      changes.removed.push(...r.removed);
+    }
 
+    if (report.tasks.length === 0) return { ...node, ...fields } as NodeRow;
     const tasks = new Map((await listNodeTasks(tx, node.id)).map((t) => [t.id, t]));
     for (const status of report.tasks) {
       const task = tasks.get(status.id);

@@ -77,6 +77,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify(opts) as unknown as FastifyInstance;
   const ajv = validators();
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema));
+  // Response schemas document the API (OpenAPI); bodies are built by views.ts, which never puts a
+  // secret in. fast-json-stringify's anyOf handling made a list of 1000 clusters 30x slower.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   const routes: RouteInfo[] = [];
   let url = deps.url ?? publicUrl(config, hostname());

@@ -1,5 +1,5 @@
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDialectConfig } from 'kysely';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -8,6 +8,34 @@ export interface OpenedDatabase {
   /** Migrations applied by this open. */
   applied: string[];
   close(): Promise<void>;
+}
+
+/** Most prepared statements kept (the server issues a few dozen distinct queries; IN lists vary). */
+const STATEMENT_CACHE = 256;
+
+/**
+ * Kysely prepares every query anew; preparing costs more than running the small queries of a
+ * report or a plan poll. Statements are kept by SQL text (better-sqlite3 runs them
+ * synchronously, and Kysely only iterates a statement when streaming, which we do not).
+ */
+function cachingPrepare(sqlite: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  const prepare = (source: string): SqliteDatabase.Statement => {
+    let stmt = cache.get(source);
+    if (!stmt) {
+      stmt = sqlite.prepare(source);
+      if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
+      cache.set(source, stmt);
+    }
+    return stmt;
+  };
+  return {
+    prepare,
+    close: () => {
+      cache.clear();
+      sqlite.close();
+    },
+  };
 }
 
 /**
@@ -20,7 +48,7 @@ export async function openSqlite(file: string): Promise<OpenedDatabase> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(sqlite) }) });
   try {
     const applied = await migrate(db as Kysely<unknown>);
     return { db, applied, close: () => db.destroy() };

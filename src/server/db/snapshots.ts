@@ -60,26 +60,19 @@ export function listExpiredFailed(db: Db, before: number): Promise<SnapshotRow[]
   return db.selectFrom('snapshots').selectAll().where('state', '=', 'failed').where('created_at', '<', before).execute();
 }
 
-/** Newest successful record of each cluster. */
-export async function lastSuccessfulByCluster(db: Db, clusterIds?: string[]): Promise<Map<string, SnapshotRow>> {
-  let q = db
+/** Newest successful record of each cluster (of `clusterIds`, or of all). */
+export type LastSnapshot = Pick<SnapshotRow, 'cluster_id' | 'name' | 'created_at' | 'size'>;
+
+export async function lastSuccessfulByCluster(db: Db, clusterIds?: string[]): Promise<Map<string, LastSnapshot>> {
+  let newest = db.selectFrom('snapshots').select(['cluster_id', (eb) => eb.fn.max('created_at').as('m')]).where('state', '=', 'successful');
+  if (clusterIds) newest = newest.where('cluster_id', 'in', clusterIds.length ? clusterIds : ['']);
+  const rows = await db
     .selectFrom('snapshots as s')
-    .selectAll('s')
+    .innerJoin(newest.groupBy('cluster_id').as('t'), (join) => join.onRef('t.cluster_id', '=', 's.cluster_id').onRef('t.m', '=', 's.created_at'))
+    .select(['s.cluster_id', 's.name', 's.created_at', 's.size'])
     .where('s.state', '=', 'successful')
-    .where((eb) =>
-      eb(
-        's.created_at',
-        '=',
-        eb
-          .selectFrom('snapshots as t')
-          .select((e) => e.fn.max('t.created_at').as('m'))
-          .whereRef('t.cluster_id', '=', 's.cluster_id')
-          .where('t.state', '=', 'successful'),
-      ),
-    );
-  if (clusterIds) q = q.where('s.cluster_id', 'in', clusterIds.length ? clusterIds : ['']);
-  const rows = await q.execute();
-  const out = new Map<string, SnapshotRow>();
-  for (const r of rows) if (!out.has(r.cluster_id) || (out.get(r.cluster_id) as SnapshotRow).name < r.name) out.set(r.cluster_id, r);
+    .execute();
+  const out = new Map<string, LastSnapshot>();
+  for (const r of rows) if (!out.has(r.cluster_id) || (out.get(r.cluster_id) as LastSnapshot).name < r.name) out.set(r.cluster_id, r);
   return out;
 }
