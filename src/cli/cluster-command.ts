@@ -53,7 +53,8 @@ async function bodyFrom(opts: ClusterFlags): Promise<Record<string, unknown>> {
   if (opts.removeS3) policy.s3 = null;
   else {
     const s3 = s3ConfigFromOptions(opts);
-    if (s3) policy.s3 = s3;
+    // A parsed config serialises redacted (toJSON): send its plain fields, secrets included.
+    if (s3) policy.s3 = { ...s3 };
   }
   if (Object.keys(policy).length > 0) body.policy = policy;
   return body;

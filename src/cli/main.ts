@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { isEtcdsnapError, toEtcdsnapError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { agentCommand } from './agent-command.js';
 import { clusterCommand } from './cluster-command.js';
+import { serverCommand } from './server-command.js';
 import { loginCommand } from './login-command.js';
 import { operationCommand } from './operation-command.js';
 import { snapshotCommand } from './snapshot-command.js';
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   program.addCommand(clusterCommand());
   program.addCommand(operationCommand());
   program.addCommand(loginCommand());
+  program.addCommand(serverCommand());
+  program.addCommand(agentCommand());
   // addCommand() does not pass settings down: every command throws instead of exiting.
   const configure = (cmd: Command): void => {
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');

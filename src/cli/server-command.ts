@@ -1,8 +1,26 @@
 import { Command, Option } from 'commander';
 import { LOG_LEVELS } from '../core/log.js';
+import { parseDuration } from '../core/schedule.js';
 import { runUntilSignal } from '../server/main.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+interface ServerOptions {
+  dataDir: string;
+  listen: string;
+  insecureHttp: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  hostname: string[];
+  url?: string;
+  logLevel: string;
+  nodeTimeout: string;
+  reportInterval: string;
+  reconcileInterval: string;
+  failedRecordTtl: string;
+  resetAdminToken: boolean;
+}
 
 /** `etcdsnap server`: the control plane (see docs/server.md). */
 export function serverCommand(): Command {
@@ -17,8 +35,12 @@ export function serverCommand(): Command {
     .option('--hostname <name>', 'DNS name or IP for the certificate and join commands (repeatable, or comma-separated)', collect, [])
     .option('--url <url>', 'URL agents use to reach the server (behind a load balancer)')
     .addOption(new Option('--log-level <level>', 'log level (JSON logs on stderr)').choices(LOG_LEVELS).default('info'))
+    .option('--node-timeout <duration>', 'an operation fails when one of its nodes is silent this long', '10m')
+    .option('--report-interval <duration>', 'agents’ report period as the server expects it (a node unseen for 3 is disconnected)', '30s')
+    .option('--reconcile-interval <duration>', 'S3 listing reconciliation period (0s: on demand only)', '60s')
+    .option('--failed-record-ttl <duration>', 'failed snapshot records are removed after this long', '24h')
     .option('--reset-admin-token', 'replace the admin token with a new one and print it', false)
-    .action(async (opts: { dataDir: string; listen: string; insecureHttp: boolean; tlsCert?: string; tlsKey?: string; tlsCa?: string; hostname: string[]; url?: string; logLevel: string; resetAdminToken: boolean }) => {
+    .action(async (opts: ServerOptions) => {
       await runUntilSignal(
         {
           dataDir: opts.dataDir,
@@ -30,6 +52,10 @@ export function serverCommand(): Command {
           hostnames: opts.hostname,
           url: opts.url,
           logLevel: opts.logLevel as (typeof LOG_LEVELS)[number],
+          nodeTimeoutMs: parseDuration(opts.nodeTimeout),
+          reportIntervalMs: parseDuration(opts.reportInterval),
+          reconcileIntervalMs: opts.reconcileInterval === '0' ? 0 : parseDuration(opts.reconcileInterval),
+          failedRecordTtlMs: parseDuration(opts.failedRecordTtl),
         },
         { resetAdminToken: opts.resetAdminToken },
       );

@@ -21,7 +21,7 @@ export async function watchOperation(api: ApiClient, id: string, print: (line: s
   let last = '';
   const show = (op: Operation): void => {
     const line = describeOperation(op);
-    if (line !== last) print(`${new Date(op.updatedAt).toISOString()}  ${line}`);
+    if (line !== last) print(`${new Date().toISOString()}  ${line}`);
     last = line;
   };
   try {
