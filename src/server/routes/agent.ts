@@ -35,7 +35,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ServerContext): void {
     `${API_PREFIX}/agent/register`,
     {
       config: { auth: 'registration' },
-      schema: { tags, summary: 'Register a node with a cluster’s registration token; returns the node token', body: RegistrationRequestSchema, response: { 200: RegistrationResponseSchema, ...errors(400, 401) } },
+      schema: { tags, security: [], summary: 'Register a node with a cluster’s registration token (in the body); returns the node token', body: RegistrationRequestSchema, response: { 200: RegistrationResponseSchema, ...errors(400, 401) } },
       // Before validation: a caller without a valid token learns nothing about the schema.
       preValidation: async (req) => {
         const body = req.body as { registrationToken?: unknown } | null | undefined;

@@ -9,14 +9,14 @@ import type { Kysely } from 'kysely';
 export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get(
     '/cacerts',
-    { config: { auth: 'public' }, schema: { tags: ['system'], summary: 'The server CA (PEM), unauthenticated like Rancher’s: agents check its sha256 against the join command' } },
+    { config: { auth: 'public' }, schema: { tags: ['system'], security: [], summary: 'The server CA (PEM), unauthenticated like Rancher’s: agents check its sha256 against the join command' } },
     async (_req, reply) => {
       if (!ctx.tls?.caPem) throw new EtcdsnapError('NOT_FOUND', ctx.tls ? 'This server uses a given certificate without a CA file (--tls-ca): agents use the system trust store.' : 'This server runs plain HTTP: there is no CA.');
       return reply.type('application/x-pem-file').send(ctx.tls.caPem);
     },
   );
 
-  app.get('/healthz', { config: { auth: 'public' }, schema: { tags: ['system'], summary: 'Liveness: "ok" when the database answers' } }, async (_req, reply) => {
+  app.get('/healthz', { config: { auth: 'public' }, schema: { tags: ['system'], security: [], summary: 'Liveness: "ok" when the database answers' } }, async (_req, reply) => {
     await ping(ctx.db as unknown as Kysely<unknown>);
     return reply.type('text/plain').send('ok\n');
   });
