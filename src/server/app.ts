@@ -9,6 +9,7 @@ import { publicUrl } from './config.js';
 import type { ServerContext, ServerDeps } from './context.js';
 import { EventBus } from './events.js';
 import { installErrorHandling } from './http-errors.js';
+import { NodeWatcher } from './node-watch.js';
 import { ServerMetrics } from './metrics.js';
 import { OperationEngine } from './operations/engine.js';
 import { snapshotOperation } from './operations/snapshot.js';
@@ -142,12 +143,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   agentRoutes(app, ctx);
 
   let expiry: NodeJS.Timeout | undefined;
+  const nodeWatcher = new NodeWatcher(get);
   app.addHook('onReady', async () => {
     const c = get();
     await c.metrics.init(c);
     await expireFailedRecords(c);
     c.engine.startLoop();
     c.reconciler.start();
+    nodeWatcher.start();
     c.reconciler.reconcileAll().catch((err: unknown) => c.log.warn({ err }, 'first S3 reconciliation failed'));
     expiry = setInterval(() => void expireFailedRecords(c).catch((err: unknown) => c.log.warn({ err }, 'record expiry failed')), Math.min(600_000, config.failedRecordTtlMs));
     expiry.unref();
@@ -155,6 +158,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     const c = get();
     if (expiry) clearInterval(expiry);
+    nodeWatcher.stop();
     c.plans.close();
     streams.closeAll();
     await Promise.all([c.engine.stop(), c.reconciler.stop()]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ClusterNode, JoinInfo } from '../../src/core/api.js';
-import { SimAgent, startTestServer, type TestServer } from '../harness/server.js';
+import type { ClusterNode, JoinInfo, ServerEvent } from '../../src/core/api.js';
+import { SimAgent, startTestServer, waitFor, type TestServer } from '../harness/server.js';
 
 describe('server ↔ agent: registration, long-poll plans, reports', () => {
   let server: TestServer;
@@ -112,9 +112,14 @@ describe('server ↔ agent: registration, long-poll plans, reports', () => {
   });
 
   test('a node unseen for more than 3 report intervals is disconnected', async () => {
+    const events: ServerEvent[] = [];
+    const unsubscribe = server.app.etcdsnap.events.subscribe((e) => events.push(e));
     offset.ms = 3500;
     const n = (await server.api<ClusterNode[]>('GET', `/api/v1/clusters/${clusterId}/nodes`)).body[0] as ClusterNode;
     assert.equal(n.state, 'disconnected');
+    // Time passing is news too: an open UI gets a node event.
+    await waitFor('a node event', async () => events.some((e) => e.type === 'node' && e.node.state === 'disconnected'), 5000);
+    unsubscribe();
     // A plan request counts as being seen.
     await agent.poll(0, null);
     const again = (await server.api<ClusterNode[]>('GET', `/api/v1/clusters/${clusterId}/nodes`)).body[0] as ClusterNode;
