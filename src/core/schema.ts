@@ -7,7 +7,9 @@ import { EtcdsnapError, type ErrorCode } from './errors.js';
 // ajv's CJS default export under NodeNext resolution.
 const Ajv = AjvModule.default ?? AjvModule;
 const addFormats = addFormatsModule.default ?? addFormatsModule;
-const ajv = new Ajv({ allErrors: true, useDefaults: true, removeAdditional: false, strict: true });
+// Strict, except that a default inside a union (e.g. the policy's `s3: S3Config | null`) is
+// allowed: ajv does not apply it there, parseS3Config does.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, removeAdditional: false, strict: true, strictSchema: false });
 addFormats(ajv);
 
 function describe(errors: ErrorObject[] | null | undefined): string {

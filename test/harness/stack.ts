@@ -9,7 +9,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { etcdsnap, type CliResult } from './cli.js';
 import { freePort } from './net.js';
+
+export type { CliResult };
 
 const BIN = fileURLToPath(new URL('../../../bin/etcdsnap.js', import.meta.url));
 
@@ -36,11 +39,6 @@ export interface StackOptions {
   echo?: NodeJS.WritableStream;
 }
 
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 export interface Stack {
   url: string;
@@ -61,15 +59,7 @@ export interface Stack {
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return etcdsnap(args, env);
 }
 
 function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<void> {

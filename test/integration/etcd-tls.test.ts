@@ -15,7 +15,7 @@ import { EtcdClient } from '../../src/etcd/client.js';
 import { type EtcdTls, singleEndpointClient } from '../../src/etcd/endpoint.js';
 import { dumpAll, startClusterFromSnapshot, startEtcdCluster, tempDir, type TestCluster } from '../harness/index.js';
 import { type EtcdTlsMaterial, makeEtcdTls } from '../harness/tls.js';
-import { etcdsnap } from './cli-run.js';
+import { etcdsnap } from '../harness/cli.js';
 
 /** Rejects with an EtcdsnapError of `code` (and returns it for more checks). */
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<EtcdsnapError> {

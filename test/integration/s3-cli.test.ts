@@ -5,7 +5,7 @@ import { PutObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { dumpAll, fillKubernetesLike, startClusterFromSnapshot, startEtcdCluster, tempDir, type TestCluster } from '../harness/index.js';
 import { startS3rver, type S3rverHandle } from '../harness/s3rver.js';
-import { etcdsnap } from './cli-run.js';
+import { etcdsnap } from '../harness/cli.js';
 
 /**
  * The S3 target through the CLI as an operator uses it, against real etcd and s3rver over

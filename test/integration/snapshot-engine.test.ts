@@ -10,7 +10,7 @@ import { fetchVerified } from '../../src/snapshot/fetch.js';
 import { saveSnapshot } from '../../src/snapshot/save.js';
 import { LocalTarget } from '../../src/storage/local.js';
 import { dumpAll, fillKubernetesLike, freePort, keyCountsByResource, startClusterFromSnapshot, startEtcdCluster, tempDir, type TestCluster } from '../harness/index.js';
-import { etcdsnap } from './cli-run.js';
+import { etcdsnap } from '../harness/cli.js';
 
 describe('snapshot engine against real etcd', () => {
   let source: TestCluster;
