@@ -8,13 +8,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { etcdsnap, type CliResult } from './cli.js';
+import { BIN, etcdsnap, type CliResult } from './cli.js';
 import { freePort } from './net.js';
 
 export type { CliResult };
 
-const BIN = fileURLToPath(new URL('../../../bin/etcdsnap.js', import.meta.url));
 
 export interface StackNode {
   name: string;

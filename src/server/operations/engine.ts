@@ -145,7 +145,7 @@ export class OperationEngine {
         return;
       }
       if (outcome.kind === 'next') await this.transition(op, outcome.phase, outcome.message);
-      else await this.fail(op, spec, pc, { rolledBack: false, ...outcome.failure });
+      else await this.fail(op, spec, pc, { ...outcome.failure, rolledBack: outcome.failure.rolledBack ?? false });
       await this.publish(id);
     }
   }
