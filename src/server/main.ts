@@ -34,7 +34,8 @@ export async function runServer(input: ServerConfigInput, options: RunOptions = 
   try {
     app = await buildServer(boot.deps);
     const { host, port } = parseListen(config.listen);
-    await app.listen({ host, port });
+    // A deep accept queue: after a server restart every agent reconnects at once (Node's default is 511).
+    await app.listen({ host, port, backlog: 4096 });
     const address = app.server.address();
     const bound = typeof address === 'object' && address ? address.port : port;
     const url = publicUrl(config, hostname(), bound);
