@@ -96,10 +96,16 @@ export function silentLogger(): Logger {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const owned = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir('etcdsnap-server'));
-  const running = await runServer(
-    { dataDir, listen: '127.0.0.1:0', insecureHttp: options.https !== true, logLevel: 'silent', ...(options.config ?? {}) },
-    { logger: options.logger ?? silentLogger(), out: { write: () => true } as unknown as NodeJS.WritableStream, now: options.now },
-  );
+  let running: Awaited<ReturnType<typeof runServer>>;
+  try {
+    running = await runServer(
+      { dataDir, listen: '127.0.0.1:0', insecureHttp: options.https !== true, logLevel: 'silent', ...(options.config ?? {}) },
+      { logger: options.logger ?? silentLogger(), out: { write: () => true } as unknown as NodeJS.WritableStream, now: options.now },
+    );
+  } catch (err) {
+    if (owned) await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const adminToken = running.adminToken ?? options.adminToken;
   if (!adminToken) {
     await running.close();

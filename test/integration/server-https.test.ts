@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fetchPinnedCA } from '../../src/agent/api-client.js';
 import type { JoinInfo } from '../../src/core/api.js';
+import { ensureServerTls } from '../../src/server/tls.js';
+import { tempDir } from '../harness/net.js';
 import { request, SimAgent, startTestServer, type TestServer } from '../harness/server.js';
 
 describe('server HTTPS with its own CA', () => {
@@ -84,5 +88,41 @@ describe('server HTTPS with its own CA', () => {
     assert.equal(server.caChecksum, before);
     const leaf = new X509Certificate(server.app.etcdsnap.tls?.cert as string);
     assert.ok(leaf.subjectAltName?.includes('DNS:other.example.test'));
+  });
+});
+
+describe('server HTTPS with a given certificate', () => {
+  test('serves it; with --tls-ca the CA is pinned in join commands, without it there is nothing to pin', async () => {
+    // A certificate from "someone else's" PKI: another server's CA and leaf.
+    const pki = await tempDir('etcdsnap-given-pki');
+    const made = await ensureServerTls(pki, ['given.example.test']);
+    const files = { cert: join(pki, 'server.pem'), key: join(pki, 'server-key.pem'), ca: join(pki, 'ca.pem') };
+    const withCA = await startTestServer({ https: true, config: { tlsCert: files.cert, tlsKey: files.key, tlsCA: files.ca } });
+    try {
+      assert.equal(withCA.caChecksum, made.caChecksum);
+      assert.equal((await withCA.api('GET', '/cacerts')).text, made.caPem);
+      await withCA.api('POST', '/api/v1/clusters', { name: 'given' });
+      const join1 = await withCA.api<JoinInfo>('GET', '/api/v1/clusters/given/join');
+      assert.equal(join1.body.caChecksum, made.caChecksum);
+    } finally {
+      await withCA.stop();
+    }
+    const withoutCA = await startTestServer({ https: true, config: { tlsCert: files.cert, tlsKey: files.key } });
+    try {
+      // The harness has no CA to trust here: call with the PKI's CA explicitly.
+      const res = await request(`${withoutCA.url}/cacerts`, { ca: made.caPem as string });
+      assert.equal(res.status, 404);
+      const c = await request<{ id: string }>(`${withoutCA.url}/api/v1/clusters`, { method: 'POST', body: { name: 'given' }, token: withoutCA.adminToken, ca: made.caPem as string });
+      const join2 = await request<JoinInfo>(`${withoutCA.url}/api/v1/clusters/${c.body.id}/join`, { token: withoutCA.adminToken, ca: made.caPem as string });
+      assert.equal(join2.body.caChecksum, null);
+      assert.ok(!join2.body.command.includes('--ca-checksum'));
+    } finally {
+      await withoutCA.stop();
+      await rm(pki, { recursive: true, force: true });
+    }
+  });
+
+  test('an unreadable certificate stops the start with INVALID_CONFIG', async () => {
+    await assert.rejects(startTestServer({ https: true, config: { tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' } }), /Cannot read the TLS certificate/);
   });
 });
