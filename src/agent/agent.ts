@@ -98,6 +98,10 @@ export class Agent {
     await mkdir(c.snapshotDir, { recursive: true, mode: 0o700 });
     const local = new LocalTarget({ dir: c.snapshotDir });
     const member = (this.localMember = createMember(c, this.logger));
+    if (member.etcd.configured && !member.endpoints.some((e) => e.startsWith('https:'))) {
+      // As with etcdctl, http endpoints are plaintext whatever TLS material is given.
+      this.logger.warn({ endpoints: member.endpoints }, '--etcd-cacert/--etcd-cert/--etcd-key are set but no etcd endpoint is https://: they are not used');
+    }
     if (member.mode === 'managed') await member.start();
     const snapshots = (this.snapshots = new SnapshotWorker({ node: c.nodeName, local, member, logger: this.logger }));
     const reporter = (this.reporter = new Reporter({
@@ -132,7 +136,7 @@ export class Agent {
       this.logger.fatal({ err: toEtcdsnapError(err).message }, 'the agent stops talking to the server');
       this.failFatal(err);
     });
-    this.logger.info({ server: c.server, mode: c.mode, planId: state.state.plan?.planId ?? null }, 'agent started');
+    this.logger.info({ server: c.server, mode: c.mode, etcdEndpoints: member.endpoints, etcdTls: member.etcd.configured, planId: state.state.plan?.planId ?? null }, 'agent started');
   }
 
   /** Stops everything it started. Idempotent. */

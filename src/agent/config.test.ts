@@ -52,6 +52,12 @@ describe('agent config', () => {
     refused({ retryInitialMs: 5000, retryMaxMs: 1000 }, '--retry-initial');
   });
 
+  it('etcd TLS files are read and checked at start (details in test/integration/agent-etcd-tls.test.ts)', () => {
+    refused({ mode: 'external', etcdEndpoints: ['https://127.0.0.1:2379'], etcdCacert: '/nonexistent/etcdsnap/ca.pem' }, '--etcd-cacert');
+    refused({ etcdKey: '/nonexistent/etcdsnap/client.key' }, '--etcd-key');
+    refused({ etcdCert: '' }, '--etcd-cert');
+  });
+
   it('external mode takes endpoints and commands', () => {
     const c = parseAgentConfig({ ...base, mode: 'external', etcdEndpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], etcdStopCommand: 'systemctl stop etcd' });
     assert.deepEqual(c.etcdEndpoints, ['https://10.0.0.1:2379', 'https://10.0.0.2:2379']);
@@ -61,6 +67,9 @@ describe('agent config', () => {
   it('maps keys to flags', () => {
     assert.equal(flagOf('etcdInitialClusterToken'), '--etcd-initial-cluster-token');
     assert.equal(flagOf('jitterMs'), '--jitter');
+    assert.equal(flagOf('etcdCacert'), '--etcd-cacert');
+    assert.equal(flagOf('etcdCert'), '--etcd-cert');
+    assert.equal(flagOf('etcdKey'), '--etcd-key');
   });
 });
 

@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { EtcdsnapError } from '../core/errors.js';
 import { LOG_LEVELS } from '../core/log.js';
 import { compile } from '../core/schema.js';
+import { readEtcdTls } from './etcd-access.js';
 
 /**
  * Settings of `etcdsnap agent`. Flat, one key per CLI flag (`etcdClientUrl` ↔
@@ -51,6 +52,15 @@ export const AgentConfigSchema = Type.Object(
     etcdStopCommand: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** External: shell command that starts etcd (used by restores). */
     etcdStartCommand: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /**
+     * PEM file of the CA that signed etcd's server certificate (etcdctl's --cacert); default:
+     * the system CAs. Applies to https etcd endpoints, in both modes (managed: client side only).
+     */
+    etcdCacert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** PEM client certificate for etcd with --client-cert-auth (etcdctl's --cert); needs etcdKey. */
+    etcdCert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** PEM private key of etcdCert (etcdctl's --key). */
+    etcdKey: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** Heartbeat: a report at least this often. Default 10 s. */
     reportIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
     /** Recurring snapshots start up to this long after their scheduled time (random). Default 5 s. */
@@ -185,8 +195,17 @@ export function parseAgentConfig(input: AgentConfigInput): AgentConfig {
   if (managed) checkInitialCluster(etcdInitialCluster, etcdName, cfg.etcdPeerUrl);
   if (cfg.retryInitialMs > cfg.retryMaxMs) throw invalid('retryInitialMs', `is larger than ${flagOf('retryMaxMs')} (${cfg.retryMaxMs} ms)`);
   if (cfg.caChecksum !== undefined && !cfg.server.startsWith('https:')) throw invalid('caChecksum', `pins the CA of an https server, but --server is ${cfg.server}`);
+  const tlsFiles = {
+    ...(cfg.etcdCacert === undefined ? {} : { etcdCacert: path.resolve(cfg.etcdCacert) }),
+    ...(cfg.etcdCert === undefined ? {} : { etcdCert: path.resolve(cfg.etcdCert) }),
+    ...(cfg.etcdKey === undefined ? {} : { etcdKey: path.resolve(cfg.etcdKey) }),
+  };
+  // Read and checked here, once (missing file, lone cert or key, key not the cert's); the agent
+  // reads them again when they change (EtcdAccess).
+  readEtcdTls(tlsFiles);
   const out: AgentConfig = {
     ...cfg,
+    ...tlsFiles,
     dataDir,
     snapshotDir: path.resolve(cfg.snapshotDir ?? path.join(dataDir, 'snapshots')),
     etcdName,

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { EtcdsnapError } from '../core/errors.js';
 import type { MemberStatus } from '../core/plans.js';
-import { EtcdClient } from '../etcd/client.js';
+import type { EtcdClient } from '../etcd/client.js';
 import type { AgentConfig } from './config.js';
+import { EtcdAccess } from './etcd-access.js';
 import type { LocalMember, MemberIdentity } from './member.js';
 import { Probe } from './member-probe.js';
 
@@ -35,10 +36,15 @@ export class ExternalMember implements LocalMember {
   readonly mode = 'external' as const;
   readonly endpoints: readonly string[];
   private known: MemberIdentity | undefined;
-  private readonly probe = new Probe();
+  private readonly probe: Probe;
 
-  constructor(private readonly config: AgentConfig) {
+  constructor(
+    private readonly config: AgentConfig,
+    /** How to reach etcd (TLS material); default: from the config's --etcd-cacert/--etcd-cert/--etcd-key. */
+    readonly etcd: EtcdAccess = new EtcdAccess(config),
+  ) {
     this.endpoints = config.etcdEndpoints;
+    this.probe = new Probe(etcd);
   }
 
   /** Name and peer URL from etcd's member list (the member serving the first endpoint); the flags otherwise. */
@@ -48,7 +54,7 @@ export class ExternalMember implements LocalMember {
     const fallback = { name: this.config.etcdName, clientUrl: endpoint, peerUrl: this.config.etcdPeerUrl };
     let client: EtcdClient | undefined;
     try {
-      client = await EtcdClient.connect({ endpoints: [endpoint], dialTimeoutMs: 3000, requestTimeoutMs: 3000 });
+      client = await this.etcd.connect({ endpoints: [endpoint], dialTimeoutMs: 3000, requestTimeoutMs: 3000 });
       const self = (await client.status(endpoint)).memberId;
       const m = (await client.members()).find((x) => x.id === self);
       if (m?.name && m.peerURLs[0]) this.known = { name: m.name, clientUrl: endpoint, peerUrl: m.peerURLs[0] };

@@ -6,6 +6,7 @@ import type { MemberStatus } from '../core/plans.js';
 import { startMember, type MemberProcess } from '../etcd/member.js';
 import { Backoff, sleep } from './backoff.js';
 import type { AgentConfig } from './config.js';
+import { EtcdAccess } from './etcd-access.js';
 import type { LocalMember, MemberIdentity } from './member.js';
 import { MAX_ERROR, Probe } from './member-probe.js';
 import { writeFileAtomic } from './state.js';
@@ -26,13 +27,19 @@ export class ManagedMember implements LocalMember {
   private lastError: string | undefined;
   private readonly backoff: Backoff;
   private ac = new AbortController();
-  private readonly probe = new Probe();
+  private readonly probe: Probe;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly logger: Logger,
+    /**
+     * How the agent reaches the member (TLS material of --etcd-cacert/--etcd-cert/--etcd-key;
+     * client side only: the member itself is started without server certificates).
+     */
+    readonly etcd: EtcdAccess = new EtcdAccess(config, logger),
   ) {
     this.endpoints = [config.etcdClientUrl];
+    this.probe = new Probe(etcd);
     this.backoff = new Backoff(Math.max(100, config.retryInitialMs), Math.max(1000, config.retryMaxMs));
   }
 

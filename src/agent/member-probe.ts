@@ -1,6 +1,6 @@
-import { toEtcdsnapError } from '../core/errors.js';
 import type { MemberStatus } from '../core/plans.js';
-import { EtcdClient } from '../etcd/client.js';
+import type { EtcdClient } from '../etcd/client.js';
+import { agentEtcdError, type EtcdAccess } from './etcd-access.js';
 import type { MemberIdentity } from './member.js';
 
 /** Longest error text in a report (the protocol allows 4096). */
@@ -10,9 +10,11 @@ export const MAX_ERROR = 4000;
 export class Probe {
   private client: EtcdClient | undefined;
 
+  constructor(private readonly etcd: EtcdAccess) {}
+
   async status(endpoint: string, base: MemberIdentity, timeoutMs: number): Promise<MemberStatus> {
     try {
-      this.client ??= await EtcdClient.connect({ endpoints: [endpoint], dialTimeoutMs: timeoutMs, requestTimeoutMs: timeoutMs });
+      this.client ??= await this.etcd.connect({ endpoints: [endpoint], dialTimeoutMs: timeoutMs, requestTimeoutMs: timeoutMs });
       const s = await this.client.status(endpoint, timeoutMs);
       const problems = [...(s.leaderId === '0' ? ['knows no leader'] : []), ...s.errors];
       return {
@@ -26,7 +28,7 @@ export class Probe {
     } catch (err) {
       // A fresh client next time: gRPC's reconnect backoff could hide a member that came back.
       this.close();
-      return { ...base, state: 'unhealthy', error: toEtcdsnapError(err).message.slice(0, MAX_ERROR) };
+      return { ...base, state: 'unhealthy', error: agentEtcdError(err).message.slice(0, MAX_ERROR) };
     }
   }
 

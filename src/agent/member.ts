@@ -1,6 +1,7 @@
 import type { Logger } from '../core/log.js';
 import type { MemberStatus } from '../core/plans.js';
 import type { AgentConfig } from './config.js';
+import { EtcdAccess } from './etcd-access.js';
 import { ExternalMember } from './member-external.js';
 import { ManagedMember } from './member-managed.js';
 
@@ -23,6 +24,8 @@ export interface LocalMember {
   readonly mode: 'managed' | 'external';
   /** Client URLs for etcd calls; the first is this member, snapshots stream from it. */
   readonly endpoints: readonly string[];
+  /** How to connect to etcd (TLS material included): every agent connection goes through it. */
+  readonly etcd: EtcdAccess;
   identity(): Promise<MemberIdentity>;
   /** Managed: whether the process runs. External: null (unknown). */
   running(): boolean | null;
@@ -36,6 +39,6 @@ export interface LocalMember {
   status(timeoutMs?: number): Promise<MemberStatus>;
 }
 
-export function createMember(config: AgentConfig, logger: Logger): LocalMember {
-  return config.mode === 'managed' ? new ManagedMember(config, logger) : new ExternalMember(config);
+export function createMember(config: AgentConfig, logger: Logger, etcd = new EtcdAccess(config, logger)): LocalMember {
+  return config.mode === 'managed' ? new ManagedMember(config, logger, etcd) : new ExternalMember(config, etcd);
 }

@@ -5,12 +5,13 @@ import type { SnapshotMetadata } from '../core/metadata.js';
 import { formatName, RECURRING_BASE } from '../core/names.js';
 import type { NodePlan, SnapshotReport } from '../core/plans.js';
 import { parseS3Config } from '../core/s3-config.js';
-import { EtcdClient } from '../etcd/client.js';
+import type { EtcdClient } from '../etcd/client.js';
 import { prune, type RetentionRule } from '../snapshot/retention.js';
 import { saveSnapshot } from '../snapshot/save.js';
 import { closeTarget, createTarget } from '../storage/factory.js';
 import type { LocalTarget } from '../storage/local.js';
 import type { BackupTarget } from '../storage/target.js';
+import { agentEtcdError } from './etcd-access.js';
 import type { LocalMember } from './member.js';
 
 /** What one snapshot produced: one report per target, and locations retention deleted. */
@@ -79,7 +80,7 @@ export class SnapshotWorker {
     let client: EtcdClient | undefined;
     const began = Date.now();
     try {
-      client = await EtcdClient.connect({ endpoints: [...this.o.member.endpoints] });
+      client = await this.o.member.etcd.connect({ endpoints: this.o.member.endpoints });
       const result = await saveSnapshot({
         source: client,
         endpoint: this.o.member.endpoints[0] as string,
@@ -113,7 +114,7 @@ export class SnapshotWorker {
       this.o.logger.info({ name, stored: result.stored.map((s) => s.location), failures: result.failures.length, deleted }, 'snapshot taken');
       return { name, reports, deleted };
     } catch (err) {
-      const e = toEtcdsnapError(err);
+      const e = agentEtcdError(err);
       if (e.code !== 'OPERATION_ABORTED') for (const t of targets) reports.push(failed(t.location(name), e));
       if (e.code === 'OPERATION_ABORTED') this.o.logger.info({ name }, 'snapshot cancelled (agent stopping)');
       else this.o.logger.warn({ name, code: e.code, err: e.message }, 'snapshot failed');

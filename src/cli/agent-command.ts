@@ -24,6 +24,9 @@ interface AgentCliOptions {
   etcdEndpoint?: string;
   etcdStopCommand?: string;
   etcdStartCommand?: string;
+  etcdCacert?: string;
+  etcdCert?: string;
+  etcdKey?: string;
   reportInterval: string;
   jitter: string;
   logLevel: string;
@@ -44,6 +47,11 @@ function required(flag: string, value: string | undefined, env?: string): string
     throw new EtcdsnapError('INVALID_CONFIG', `Missing agent setting ${flag}${env ? ` (or ${env})` : ''}.`, { details: { flag } });
   }
   return value;
+}
+
+/** An empty value (e.g. `ETCDCTL_CERT=` in the environment) counts as not given, as with etcdctl. */
+function file(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
 }
 
 /** Flags → the agent's config input (validated by parseAgentConfig). Exported for tests. */
@@ -70,6 +78,9 @@ export function agentConfigFromOptions(o: AgentCliOptions): AgentConfigInput {
       .filter(Boolean),
     etcdStopCommand: o.etcdStopCommand,
     etcdStartCommand: o.etcdStartCommand,
+    etcdCacert: file(o.etcdCacert),
+    etcdCert: file(o.etcdCert),
+    etcdKey: file(o.etcdKey),
     reportIntervalMs: durationMs('--report-interval', o.reportInterval),
     jitterMs: durationMs('--jitter', o.jitter),
     logLevel: o.logLevel as AgentConfigInput['logLevel'],
@@ -117,6 +128,9 @@ export function agentCommand(): Command {
     .option('--etcd-endpoint <urls>', 'external: client URL(s) of the local member, comma separated (default --etcd-client-url)')
     .option('--etcd-stop-command <cmd>', 'external: shell command that stops etcd (restores)')
     .option('--etcd-start-command <cmd>', 'external: shell command that starts etcd (restores)')
+    .addOption(new Option('--etcd-cacert <file>', "etcd TLS: PEM file of the CA that signed etcd's server certificate (default: the system CAs)").env('ETCDCTL_CACERT'))
+    .addOption(new Option('--etcd-cert <file>', 'etcd TLS: PEM client certificate, for etcd with --client-cert-auth (with --etcd-key)').env('ETCDCTL_CERT'))
+    .addOption(new Option('--etcd-key <file>', 'etcd TLS: PEM private key of --etcd-cert').env('ETCDCTL_KEY'))
     .option('--report-interval <duration>', 'heartbeat report period', '10s')
     .option('--jitter <duration>', 'random delay added to each recurring snapshot (0 for none)', '5s')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
