@@ -164,6 +164,18 @@ export class EtcdClient {
     }
   }
 
+  /** Number of keys in [key, rangeEnd) at `revision` (count_only: etcd reads its index, no values). */
+  async countRange(o: { key: Buffer; rangeEnd: Buffer; revision: number; endpoint: string }): Promise<number> {
+    const res = await this.call(o.endpoint, 'range', (etcd) => etcd.kv.range({ key: o.key, range_end: o.rangeEnd, count_only: true, revision: o.revision }, deadline(this.requestTimeoutMs)));
+    return toNumber(res.count);
+  }
+
+  /** The first key in [key, rangeEnd) at `revision`, or undefined. */
+  async firstKey(o: { key: Buffer; rangeEnd: Buffer; revision: number; endpoint: string }): Promise<Buffer | undefined> {
+    const res = await this.call(o.endpoint, 'range', (etcd) => etcd.kv.range({ key: o.key, range_end: o.rangeEnd, limit: 1, keys_only: true, revision: o.revision }, deadline(this.requestTimeoutMs)));
+    return res.kvs[0]?.key;
+  }
+
   /** Closes every connection. Streams already handed out keep their own connection. */
   close(): void {
     this.closed = true;

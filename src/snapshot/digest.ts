@@ -8,6 +8,10 @@ export const TRAILER_SIZE = 32;
 /** Passes bytes through unchanged, counting them and hashing them with sha256. */
 export class DigestStream extends Transform {
   private readonly hash = createHash('sha256');
+
+  constructor() {
+    super({ highWaterMark: 1 << 20 });
+  }
   bytes = 0;
   private digestHex: string | undefined;
 
@@ -36,9 +40,10 @@ export class DigestStream extends Transform {
  * it sees an error instead. Also hashes the whole stream (trailer included) for `rawSha256`.
  */
 export class TrailerCheckStream extends Transform {
-  private readonly dbHash = createHash('sha256');
-  private readonly fullHash = createHash('sha256');
-  private tail: Buffer = Buffer.alloc(0);
+  /** One pass: sha256 of the DB bytes so far; copied at the end for the DB digest, then fed the trailer for rawSha256. */
+  private readonly hash = createHash('sha256');
+  /** The newest bytes, held back until more arrive (or checked at the end): at least 32 of them once 32 were seen. */
+  private held: Buffer | undefined;
   bytes = 0;
   private result: { trailerSha256: string; rawSha256: string } | undefined;
 
@@ -49,7 +54,7 @@ export class TrailerCheckStream extends Transform {
     /** SNAPSHOT_STREAM_INVALID for a live stream from etcd, SNAPSHOT_CHECKSUM_MISMATCH for a stored file. */
     private readonly code: 'SNAPSHOT_STREAM_INVALID' | 'SNAPSHOT_CHECKSUM_MISMATCH' = 'SNAPSHOT_STREAM_INVALID',
   ) {
-    super();
+    super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -58,22 +63,36 @@ export class TrailerCheckStream extends Transform {
       this.onFirstChunk = undefined;
     }
     this.bytes += chunk.length;
-    this.fullHash.update(chunk);
-    const joined = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    if (joined.length <= TRAILER_SIZE) {
-      this.tail = joined;
+    const held = this.held;
+    if (held === undefined) {
+      this.held = chunk;
       done();
       return;
     }
-    const cut = joined.length - TRAILER_SIZE;
+    if (chunk.length >= TRAILER_SIZE) {
+      // The held chunk cannot hold any trailer byte: release it whole, no copy.
+      this.hash.update(held);
+      this.held = chunk;
+      done(null, held);
+      return;
+    }
+    // A chunk smaller than the trailer (etcd's last message is exactly 32 bytes): keep the
+    // last 32 bytes of held + chunk, release the rest.
+    const joined = Buffer.concat([held, chunk]);
+    const cut = Math.max(0, joined.length - TRAILER_SIZE);
+    this.held = joined.subarray(cut);
+    if (cut === 0) {
+      done();
+      return;
+    }
     const out = joined.subarray(0, cut);
-    this.dbHash.update(out);
-    this.tail = Buffer.from(joined.subarray(cut));
+    this.hash.update(out);
     done(null, out);
   }
 
   override _flush(done: TransformCallback): void {
     const size = this.bytes;
+    const held = this.held ?? Buffer.alloc(0);
     if (size < TRAILER_SIZE || size % 512 !== TRAILER_SIZE) {
       done(
         new EtcdsnapError(
@@ -84,17 +103,21 @@ export class TrailerCheckStream extends Transform {
       );
       return;
     }
-    const expected = this.dbHash.digest();
-    if (!expected.equals(this.tail)) {
+    const dbTail = held.subarray(0, held.length - TRAILER_SIZE);
+    const trailer = held.subarray(held.length - TRAILER_SIZE);
+    this.hash.update(dbTail);
+    const expected = this.hash.copy().digest();
+    if (!expected.equals(trailer)) {
       done(
         new EtcdsnapError(this.code, `The snapshot ${this.source} does not match its etcd sha256 trailer: the data was corrupted. Use another snapshot or take a new one.`, {
-          details: { expected: this.tail.toString('hex'), actual: expected.toString('hex') },
+          details: { expected: trailer.toString('hex'), actual: expected.toString('hex') },
         }),
       );
       return;
     }
-    this.result = { trailerSha256: this.tail.toString('hex'), rawSha256: this.fullHash.digest('hex') };
-    done(null, this.tail);
+    this.hash.update(trailer);
+    this.result = { trailerSha256: trailer.toString('hex'), rawSha256: this.hash.digest('hex') };
+    done(null, held);
   }
 
   /** Digests, once the stream ended with a valid trailer. */

@@ -1,5 +1,13 @@
 import { PassThrough, Writable } from 'node:stream';
 
+/** The fan-out stopped because no destination is left; each destination's own error says why. */
+export class AllDestinationsFailed extends Error {
+  constructor() {
+    super('every destination of the snapshot failed');
+    this.name = 'AllDestinationsFailed';
+  }
+}
+
 /**
  * Feeds one byte stream to several consumers (e.g. a local file and an S3 upload) so the
  * snapshot is read from etcd once. Backpressure: the slowest live branch sets the pace.
@@ -12,7 +20,13 @@ export class FanOut extends Writable {
 
   constructor(count: number, highWaterMark = 1 << 20) {
     super({ highWaterMark });
-    this.branches = Array.from({ length: count }, () => new PassThrough({ highWaterMark }));
+    this.branches = Array.from({ length: count }, () => {
+      const b = new PassThrough({ highWaterMark });
+      // A branch's error reaches its consumer (the target's put); without a listener here, one
+      // destroyed before its consumer attached (e.g. Ctrl-C) would crash the process.
+      b.on('error', () => undefined);
+      return b;
+    });
   }
 
   /** Stops feeding branch `i` (its consumer failed). */
@@ -30,7 +44,7 @@ export class FanOut extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     const live = this.live();
     if (live.length === 0) {
-      done(new Error('every destination of the snapshot failed'));
+      done(new AllDestinationsFailed());
       return;
     }
     const waits: Promise<void>[] = [];

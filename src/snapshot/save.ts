@@ -7,9 +7,9 @@ import { formatName, ON_DEMAND_BASE, validateBase, validateNode } from '../core/
 import type { BackupTarget, StoredSnapshot } from '../storage/target.js';
 import { createCompressor } from './codecs.js';
 import { DigestStream, TrailerCheckStream } from './digest.js';
-import { FanOut } from './fanout.js';
+import { AllDestinationsFailed, FanOut } from './fanout.js';
 import type { SnapshotSource } from './source.js';
-import { summarizeKeys } from './summary.js';
+import { summarizeByCount, summarizeKeys } from './summary.js';
 
 export interface SaveOptions {
   source: SnapshotSource;
@@ -80,10 +80,18 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
   const summaryPromise: Promise<ContentSummary | null> =
     o.summary === false
       ? Promise.resolve(null)
-      : revisionAfter.then((rev) => summarizeKeys(o.source.rangeKeys({ revision: rev, endpoint: o.endpoint }), rev)).catch(() => null);
+      : revisionAfter
+          .then((rev) => {
+            const { countRange, firstKey } = o.source;
+            return countRange && firstKey
+              ? summarizeByCount({ countRange: countRange.bind(o.source), firstKey: firstKey.bind(o.source) }, rev, o.endpoint)
+              : summarizeKeys(o.source.rangeKeys({ revision: rev, endpoint: o.endpoint }), rev);
+          })
+          .catch(() => null);
 
-  const compressor = createCompressor(codec, o.level);
-  const stored = new DigestStream();
+  // Uncompressed, the stored bytes are the raw bytes: no pass-through stage, no second hash.
+  const compressor = codec === 'none' ? undefined : createCompressor(codec, o.level);
+  const stored = codec === 'none' ? undefined : new DigestStream();
   const fan = new FanOut(o.targets.length);
 
   let metadataPromise: Promise<SnapshotMetadata> | undefined;
@@ -112,9 +120,9 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
           trailerSha256,
         },
         rawSize: trailer.bytes,
-        storedSize: stored.bytes,
+        storedSize: stored ? stored.bytes : trailer.bytes,
         codec,
-        sha256: stored.sha256,
+        sha256: stored ? stored.sha256 : rawSha256,
         rawSha256,
         summary: await summaryPromise,
       };
@@ -136,12 +144,17 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
   );
   let streamError: unknown;
   try {
-    await pipeline(raw, trailer, compressor, stored, fan, o.signal ? { signal: o.signal } : {});
+    const stages = compressor && stored ? [raw, trailer, compressor, stored, fan] : [raw, trailer, fan];
+    await pipeline(stages, o.signal ? { signal: o.signal } : {});
   } catch (err) {
     streamError = err;
     fan.destroy(err as Error);
   }
   await Promise.all(puts);
+  if (streamError instanceof AllDestinationsFailed && failures[0]) {
+    // Every target failed on its own (e.g. S3 refused the key): that is the cause.
+    throw failures[0].error;
+  }
   if (streamError !== undefined) {
     // The stream's own error is the root cause; target errors are its echo.
     throw toEtcdsnapError(streamError, 'ETCD_REQUEST_FAILED');

@@ -82,7 +82,7 @@ export class LocalTarget implements BackupTarget {
     }
     let committed = false;
     try {
-      await pipeline(body, createWriteStream(partPath, { flags: 'wx' }), { signal: options.signal });
+      await pipeline(body, createWriteStream(partPath, { flags: 'wx', highWaterMark: 1 << 20 }), { signal: options.signal });
       await fsyncPath(partPath);
       const metadata = await options.metadata();
       await writeFile(metaPartPath, serializeMetadata(metadata), { flag: 'wx' });

@@ -93,6 +93,12 @@ describe('CLI with the S3 target (s3rver over HTTPS, real etcd)', () => {
     });
   }
 
+  it('a save to S3 alone that S3 refuses fails with the S3 error, not a generic one', async () => {
+    const r = await etcdsnap(['snapshot', 'save', '--endpoints', etcd.endpoints[0] as string, '--node', 'n1', ...s3Flags('denied', ['--s3-access-key', 'WRONG'])], env);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /^error: TARGET_ACCESS_DENIED: /);
+  });
+
   it('two clusters sharing a bucket and folder each list, prune and restore only their own', async () => {
     const save = async (cluster: string, node: string): Promise<string> => {
       const r = await etcdsnap(['snapshot', 'save', '--endpoints', etcd.endpoints[0] as string, '--node', node, '--name', 'etcd-snapshot', '--cluster-id', cluster, '--no-summary', '-o', 'json', ...s3Flags('shared')], env);
