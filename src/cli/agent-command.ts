@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { Agent } from '../agent/agent.js';
 import { parseAgentConfig, type AgentConfigInput } from '../agent/config.js';
 import { EtcdsnapError } from '../core/errors.js';
 import { LOG_LEVELS } from '../core/log.js';
@@ -89,6 +88,8 @@ export function agentConfigFromOptions(o: AgentCliOptions): AgentConfigInput {
 
 /** Runs the agent until SIGINT/SIGTERM (exit 0) or until it gives up (exit 1). */
 async function runAgent(o: AgentCliOptions): Promise<void> {
+  // Loaded here: the agent's modules are not for every CLI command.
+  const { Agent } = await import('../agent/agent.js');
   const agent = new Agent(parseAgentConfig(agentConfigFromOptions(o)));
   let onSignal: () => void = () => undefined;
   const signalled = new Promise<string>((resolve) => {

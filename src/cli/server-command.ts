@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { LOG_LEVELS } from '../core/log.js';
 import { parseDuration } from '../core/schedule.js';
-import { runUntilSignal } from '../server/main.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
@@ -41,6 +40,8 @@ export function serverCommand(): Command {
     .option('--failed-record-ttl <duration>', 'failed snapshot records are removed after this long', '24h')
     .option('--reset-admin-token', 'replace the admin token with a new one and print it', false)
     .action(async (opts: ServerOptions) => {
+      // Loaded here: the server's modules (Fastify, SQLite) are not for every CLI command.
+      const { runUntilSignal } = await import('../server/main.js');
       await runUntilSignal(
         {
           dataDir: opts.dataDir,
