@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { EtcdsnapError } from '../core/errors.js';
-import { ApiClient, fetchPinnedCa } from './api-client.js';
 import { writeConfig } from './server-config.js';
 
 export function loginCommand(): Command {
@@ -17,6 +16,7 @@ export function loginCommand(): Command {
       } catch {
         throw new EtcdsnapError('INVALID_ARGUMENT', `Invalid --server "${opts.server}": use a URL like https://host:8443.`);
       }
+      const { ApiClient, fetchPinnedCa } = await import('./api-client.js');
       const ca = url.protocol === 'https:' && opts.caChecksum ? await fetchPinnedCa(opts.server, opts.caChecksum) : undefined;
       const conn = { server: opts.server, token: opts.token, ...(ca ? { ca } : {}), ...(opts.insecureSkipTlsVerify ? { insecureSkipTlsVerify: true } : {}) };
       const client = new ApiClient(conn);

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { EtcdsnapError } from '../core/errors.js';
-import { ApiClient, type ServerConnection } from './api-client.js';
+import type { ApiClient, ServerConnection } from './api-client.js';
 
 /** `$ETCDSNAP_CONFIG`, else `$XDG_CONFIG_HOME/etcdsnap/config.json`, else `~/.config/etcdsnap/config.json`. */
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -50,6 +50,8 @@ export async function connect(opts: ServerOptions, env: NodeJS.ProcessEnv = proc
     throw new EtcdsnapError('INVALID_ARGUMENT', 'Not logged in: run "etcdsnap login --server URL --token TOKEN", or set ETCDSNAP_SERVER and ETCDSNAP_TOKEN.');
   }
   const sameServer = file.server === server;
+  // Loaded here: the HTTP client (undici) is only for commands that talk to a server.
+  const { ApiClient } = await import('./api-client.js');
   return new ApiClient({
     server,
     token,

@@ -27,13 +27,17 @@ export interface Validator<T extends TSchema> {
 }
 
 export function compile<T extends TSchema>(schema: T, code: ErrorCode = 'INVALID_ARGUMENT'): Validator<T> {
-  const fn: ValidateFunction = ajv.compile(schema);
+  // Compiled on first use: modules declare their validators at load, and a CLI command
+  // should not pay for compiling schemas it never checks.
+  let compiled: ValidateFunction | undefined;
+  const fn = (): ValidateFunction => (compiled ??= ajv.compile(schema));
   return {
     schema,
-    check: (value: unknown): value is Static<T> => fn(value) === true,
+    check: (value: unknown): value is Static<T> => fn()(value) === true,
     parse(value: unknown, what: string): Static<T> {
-      if (fn(value) !== true) {
-        throw new EtcdsnapError(code, `Invalid ${what}: ${describe(fn.errors)}.`);
+      const validate = fn();
+      if (validate(value) !== true) {
+        throw new EtcdsnapError(code, `Invalid ${what}: ${describe(validate.errors)}.`);
       }
       return value as Static<T>;
     },
