@@ -151,7 +151,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     c.engine.startLoop();
     c.reconciler.start();
     nodeWatcher.start();
-    c.reconciler.reconcileAll().catch((err: unknown) => c.log.warn({ err }, 'first S3 reconciliation failed'));
+    if (config.reconcileIntervalMs > 0) c.reconciler.reconcileAll().catch((err: unknown) => c.log.warn({ err }, 'first S3 reconciliation failed'));
     expiry = setInterval(() => void expireFailedRecords(c).catch((err: unknown) => c.log.warn({ err }, 'record expiry failed')), Math.min(600_000, config.failedRecordTtlMs));
     expiry.unref();
   });
