@@ -28,6 +28,7 @@ interface AgentCliOptions {
   etcdKey?: string;
   reportInterval: string;
   jitter: string;
+  retryMax?: string;
   logLevel: string;
 }
 
@@ -82,6 +83,7 @@ export function agentConfigFromOptions(o: AgentCliOptions): AgentConfigInput {
     etcdKey: file(o.etcdKey),
     reportIntervalMs: durationMs('--report-interval', o.reportInterval),
     jitterMs: durationMs('--jitter', o.jitter),
+    ...(o.retryMax !== undefined ? { retryMaxMs: durationMs('--retry-max', o.retryMax) } : {}),
     logLevel: o.logLevel as AgentConfigInput['logLevel'],
   };
 }
@@ -134,6 +136,7 @@ export function agentCommand(): Command {
     .addOption(new Option('--etcd-key <file>', 'etcd TLS: PEM private key of --etcd-cert').env('ETCDCTL_KEY'))
     .option('--report-interval <duration>', 'heartbeat report period', '10s')
     .option('--jitter <duration>', 'random delay added to each recurring snapshot (0 for none)', '5s')
+    .option('--retry-max <duration>', 'longest wait between retries while the server is unreachable (default 30s)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .action(async (opts: AgentCliOptions) => runAgent(opts));
 }

@@ -1,4 +1,3 @@
-import { createHash, X509Certificate } from 'node:crypto';
 import { Agent, fetch, type Dispatcher } from 'undici';
 import { API_PREFIX, type ServerEvent } from '../core/api.js';
 import { ERROR_CODES, EtcdsnapError, type ErrorCode } from '../core/errors.js';
@@ -11,11 +10,6 @@ export interface ServerConnection {
   ca?: string;
   /** Accept any certificate (explicit opt-in only). */
   insecureSkipTlsVerify?: boolean;
-}
-
-/** sha256 (hex) of a PEM certificate's DER bytes — what the join command and `login --ca-checksum` carry. */
-export function caChecksum(pem: string): string {
-  return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
 }
 
 function serverError(status: number, body: unknown, what: string): EtcdsnapError {
@@ -101,26 +95,5 @@ export class ApiClient {
 
   async close(): Promise<void> {
     await this.dispatcher.close();
-  }
-}
-
-/** Fetches the server's CA (`/cacerts`, public) and checks it against the expected checksum. */
-export async function fetchPinnedCa(server: string, expectedChecksum: string): Promise<string> {
-  const base = server.replace(/\/+$/, '');
-  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
-  try {
-    const res = await fetch(`${base}/cacerts`, { dispatcher: insecure });
-    if (!res.ok) throw new EtcdsnapError('TARGET_UNREACHABLE', `The server ${base} did not serve its CA (HTTP ${res.status}).`);
-    const pem = await res.text();
-    const sum = caChecksum(pem);
-    if (sum !== expectedChecksum.toLowerCase()) {
-      throw new EtcdsnapError('TARGET_TLS_UNTRUSTED', `The CA served by ${base} has checksum ${sum}, not ${expectedChecksum}: this is not the server of the join command (or the checksum is mistyped).`);
-    }
-    return pem;
-  } catch (err) {
-    if (err instanceof EtcdsnapError) throw err;
-    throw unreachable(base, err);
-  } finally {
-    await insecure.close();
   }
 }

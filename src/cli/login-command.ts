@@ -16,8 +16,11 @@ export function loginCommand(): Command {
       } catch {
         throw new EtcdsnapError('INVALID_ARGUMENT', `Invalid --server "${opts.server}": use a URL like https://host:8443.`);
       }
-      const { ApiClient, fetchPinnedCa } = await import('./api-client.js');
-      const ca = url.protocol === 'https:' && opts.caChecksum ? await fetchPinnedCa(opts.server, opts.caChecksum) : undefined;
+      const { ApiClient } = await import('./api-client.js');
+      // The same pinning as the agent's: fetch /cacerts, keep only the CA with this checksum.
+      const { fetchPinnedCA } = await import('../agent/api-client.js');
+      const checksum = opts.caChecksum?.toLowerCase().replace(/^sha256:/, '').replace(/:/g, '');
+      const ca = url.protocol === 'https:' && checksum ? await fetchPinnedCA(opts.server, checksum, 15_000) : undefined;
       const conn = { server: opts.server, token: opts.token, ...(ca ? { ca } : {}), ...(opts.insecureSkipTlsVerify ? { insecureSkipTlsVerify: true } : {}) };
       const client = new ApiClient(conn);
       try {

@@ -24,7 +24,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 }
 
 async function snapshotFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir).catch(() => [] as string[])).filter((f) => !f.startsWith('.')).sort();
+  // Completed snapshots only: a save in progress is a `.part`.
+  return (await readdir(dir).catch(() => [] as string[])).filter((f) => !f.startsWith('.') && !f.endsWith('.part')).sort();
 }
 
 /**
@@ -145,9 +146,17 @@ describe('server + 3 agents + 3 managed etcd members (real processes)', () => {
       30_000,
     );
     await stack.startServer();
-    await until('the snapshots taken while the server was down to be recorded', async () => {
-      const recs = new Set((await records()).map((x) => x.name));
-      return taken.every((name) => recs.has(name));
+    let missing: string[] = [];
+    await until(
+      'the snapshots taken while the server was down to be recorded',
+      async () => {
+        const recs = new Set((await records()).map((x) => x.name));
+        missing = taken.filter((name) => !recs.has(name));
+        return missing.length === 0;
+      },
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; not recorded: ${missing.join(', ')}`);
     });
     await stack.cli(['cluster', 'edit', 'prod', '--no-enabled']);
   });

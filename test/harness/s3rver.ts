@@ -20,6 +20,8 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // the SDK pinned here supports Node 20
+
 const run = promisify(execFile);
 
 /** s3rver accepts any secret, but only this access key id (anything else: 403 InvalidAccessKeyId). */

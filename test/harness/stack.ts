@@ -146,7 +146,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     const args = [
       'agent', '--server', url, '--ca-checksum', state.caChecksum, '--registration-token', state.registrationToken, '--node-name', n.name, '--data-dir', n.dataDir,
       '--etcd-client-url', n.clientUrl, '--etcd-peer-url', n.peerUrl, '--etcd-initial-cluster', initialCluster, '--etcd-initial-cluster-token', 'etcdsnap-stack',
-      '--jitter', '0', '--report-interval', o.reportInterval ?? '2s', '--log-level', 'warn',
+      '--jitter', '0', '--report-interval', o.reportInterval ?? '2s', '--retry-max', '2s', '--log-level', 'warn',
     ];
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
