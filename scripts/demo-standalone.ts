@@ -1,5 +1,5 @@
 /**
- * The standalone demo of `bash scripts/run.sh`: a local 3-member etcd cluster with
+ * A standalone demo (`node dist/scripts/demo-standalone.js`): a local 3-member etcd cluster with
  * Kubernetes-like data → a compressed snapshot with the real CLI → ls and inspect → restore of
  * every member into a new 3-member cluster → every key compared. It says what it does on
  * screen and stops everything it started, also on Ctrl-C.

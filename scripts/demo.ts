@@ -1,5 +1,5 @@
 /**
- * The demo of `bash scripts/run.sh`: the etcdsnap server and a local cluster of three etcd
+ * The demo of `./scripts/run.sh`: the etcdsnap server and a local cluster of three etcd
  * members, each supervised by its own etcdsnap agent, with Kubernetes-like data and a
  * recurring schedule. Prints the URL, the admin token and commands to try, then runs until
  * Ctrl-C. Data lives in .demo/stack and is reused by the next run.
