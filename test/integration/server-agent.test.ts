@@ -24,7 +24,7 @@ describe('server ↔ agent: registration, long-poll plans, reports', () => {
   test('the first poll answers at once with the plan: cluster, version, config, policy, no tasks', async () => {
     const t0 = Date.now();
     const res = await agent.poll(30, null);
-    assert.ok(Date.now() - t0 < 1000);
+    assert.ok(Date.now() - t0 < 5000, 'not held');
     assert.equal(res.status, 200);
     assert.equal(res.body.apiVersion, 'etcdsnap.io/v1');
     assert.equal(res.body.node, 'n1');
@@ -50,7 +50,7 @@ describe('server ↔ agent: registration, long-poll plans, reports', () => {
     const res = await agent.poll(1);
     const ms = Date.now() - t0;
     assert.equal(res.status, 204);
-    assert.ok(ms >= 950 && ms < 3000, `held ${ms} ms`);
+    assert.ok(ms >= 950 && ms < 8000, `held ${ms} ms`);
   });
 
   test('a policy change ends the held poll early with the new plan', async () => {
@@ -65,7 +65,7 @@ describe('server ↔ agent: registration, long-poll plans, reports', () => {
     assert.equal(res.status, 200);
     assert.notEqual(res.body.planId, before);
     assert.equal(res.body.policy.retention, 9);
-    assert.ok(ms < 2000, `answered after ${ms} ms`);
+    assert.ok(ms < 10_000, `answered after ${ms} ms (the wait was 20 s)`);
   });
 
   test('a change of version or config changes the plan too; a change elsewhere does not', async () => {
@@ -148,12 +148,18 @@ describe('server ↔ agent: registration, long-poll plans, reports', () => {
       }),
     );
     const polls = agents.map((a) => a.poll(60).catch((e: Error) => ({ status: -1, error: e })));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(extra.app.etcdsnap.plans.waiting, 20);
-    const t0 = Date.now();
-    await extra.stop();
-    const results = await Promise.all(polls);
-    assert.ok(Date.now() - t0 < 3000, 'closed promptly');
-    for (const r of results) assert.ok(r.status === 204 || r.status === 503 || r.status === -1, String(r.status));
+    let stopped = false;
+    try {
+      await waitFor('20 held polls', async () => extra.app.etcdsnap.plans.waiting === 20);
+      const t0 = Date.now();
+      await extra.stop();
+      stopped = true;
+      const results = await Promise.all(polls);
+      assert.ok(Date.now() - t0 < 10_000, 'closed promptly (the polls waited 60 s)');
+      for (const r of results) assert.ok(r.status === 204 || r.status === 503 || r.status === -1, String(r.status));
+    } finally {
+      // A failed assertion must not leave a listening server behind (the test process would never exit).
+      if (!stopped) await extra.stop();
+    }
   });
 });

@@ -11,13 +11,17 @@ import { tempDir } from '../harness/net.js';
 
 const commandModule = fileURLToPath(new URL('../../src/cli/server-command.js', import.meta.url));
 const dirs: string[] = [];
+const children = new Set<ChildProcess>();
 after(async () => {
+  // A failed assertion must not leave a server process behind.
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
 function startServer(args: string[]): { child: ChildProcess; lines: Promise<{ token?: string; url: string; caLine: boolean }>; stdout: () => string; stderr: () => string } {
   const script = `import(${JSON.stringify(commandModule)}).then((m) => m.serverCommand().parseAsync(process.argv.slice(1), { from: 'user' })).catch((e) => { console.error(e); process.exit(1); });`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  children.add(child);
   let out = '';
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
