@@ -2,7 +2,7 @@ import { createHash, webcrypto, X509Certificate as NodeX509 } from 'node:crypto'
 import { isIP } from 'node:net';
 import { mkdir, readFile, writeFile, rename, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import './reflect-shim.js';
+import 'reflect-metadata'; // @peculiar/x509 → tsyringe needs the Reflect metadata API
 import * as x509 from '@peculiar/x509';
 import { EtcdsnapError } from '../core/errors.js';
 
