@@ -27,7 +27,12 @@
  *   snapshots, GET /healthz (a trivial request: the server's queueing delay), and PATCH of a
  *   random cluster's retention (1/s: under load it wakes that cluster's 3 long-polls);
  * - resources: VmRSS/VmHWM/CPU/fds of the server from /proc every second, its V8 heap and
- *   event-loop delay from its own /metrics (prom-client's defaults) at each phase's end.
+ *   event-loop delay from its own /metrics (prom-client's defaults) at each phase's end, and
+ *   the live heap after one forced full GC (through the server's inspector, `--inspect=
+ *   127.0.0.1:0`) after each phase;
+ * - contention (the machine is shared): machine busy/iowait/steal from /proc/stat, PSI, the
+ *   server main thread's time on CPU and waiting for a CPU (schedstat) and its state sampled at
+ *   20 Hz (R/S/D, and where it sleeps in D), the SQLite WAL size.
  * Everything it started (server, generators, temp dir) is stopped on exit, error and SIGINT.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -38,7 +43,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Agent, request } from 'undici';
+import { Agent, WebSocket, request } from 'undici';
 import type { Cluster, JoinInfo } from '../src/core/api.js';
 import type { SnapshotMetadata } from '../src/core/metadata.js';
 import { formatName } from '../src/core/names.js';
@@ -73,6 +78,7 @@ interface Options {
   setupConcurrency: number;
   https: boolean;
   sharedPool: boolean;
+  gcCheck: boolean;
   cpuProf: boolean;
   profileDir: string | undefined;
   json: string | undefined;
@@ -99,6 +105,8 @@ const USAGE = `node dist/bench/server-load.js [options]
   --setup-concurrency N     requests in flight during setup (default 16)
   --https                   HTTPS with the server's own CA instead of --insecure-http
   --shared-pool             the generators use one undici pool each (default: 2 sockets per agent, as real agents)
+  --no-gc-check             do not start the server with --inspect=127.0.0.1:0 (used after each phase for one
+                            full GC through the inspector, to tell the live heap from uncollected garbage)
   --cpu-prof                run the server under node --cpu-prof and summarize the profile
   --profile-dir DIR         keep the .cpuprofile there (default: a temp dir, removed)
   --json FILE               also write all results as JSON
@@ -126,6 +134,7 @@ function parseOptions(argv: string[]): Options {
     setupConcurrency: 16,
     https: false,
     sharedPool: false,
+    gcCheck: true,
     cpuProf: false,
     profileDir: undefined,
     json: undefined,
@@ -171,6 +180,10 @@ function parseOptions(argv: string[]): Options {
     }
     if (a === '--shared-pool') {
       o.sharedPool = true;
+      continue;
+    }
+    if (a === '--no-gc-check') {
+      o.gcCheck = false;
       continue;
     }
     if (a === '--cpu-prof') {
@@ -437,6 +450,8 @@ interface ServerProc {
   url: string;
   adminToken: string;
   ca: string | undefined;
+  /** The server's inspector WebSocket (with gcCheck). */
+  inspector: string | undefined;
   startSec: number;
   stderrTail: () => string;
   /** Resolves when the process ended, with the time (ms) it did. */
@@ -446,6 +461,7 @@ interface ServerProc {
 async function startServer(dataDir: string, o: Options, profileDir: string | undefined): Promise<ServerProc> {
   const args = [
     ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...(o.gcCheck ? ['--inspect=127.0.0.1:0'] : []),
     CLI,
     'server',
     '--data-dir',
@@ -479,7 +495,8 @@ async function startServer(dataDir: string, o: Options, profileDir: string | und
   });
   const { url, adminToken } = await ready;
   const ca = o.https ? readFileSync(path.join(dataDir, 'tls', 'ca.pem'), 'utf8') : undefined;
-  return { child, pid: child.pid as number, url, adminToken, ca, startSec: (Date.now() - started) / 1000, stderrTail: () => stderr, exited };
+  const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1];
+  return { child, pid: child.pid as number, url, adminToken, ca, inspector, startSec: (Date.now() - started) / 1000, stderrTail: () => stderr, exited };
 }
 
 /** SIGINT (a clean shutdown, which also writes the CPU profile), SIGKILL after 30 s. */
@@ -496,6 +513,48 @@ async function stopServer(s: ServerProc): Promise<{ sec: number; clean: boolean;
   }
   children.delete(s.child);
   return { sec: (Date.now() - t0) / 1000, clean: result.code === 0 || result.code === 130, at: result.at };
+}
+
+// --- live heap: one full GC through the inspector -------------------------------------------
+
+interface GcCheck {
+  /** How long the forced full GC (and the round trip) took, ms: the server's loop is blocked meanwhile. */
+  ms: number;
+  /** V8 heap after the full GC: what is really alive (MB). */
+  usedMB: number;
+  totalMB: number;
+  /** VmRSS right after (MB). */
+  rssMB: number;
+}
+
+async function forceGc(inspector: string, pid: number): Promise<GcCheck> {
+  const ws = new WebSocket(inspector);
+  const pending = new Map<number, (result: unknown) => void>();
+  let seq = 0;
+  ws.addEventListener('message', (e) => {
+    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
+    if (m.id !== undefined) pending.get(m.id)?.(m.result);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener('open', () => resolve(), { once: true });
+    ws.addEventListener('error', () => reject(new Error(`cannot reach the server's inspector at ${inspector}`)), { once: true });
+  });
+  const send = (method: string): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = ++seq;
+      pending.set(id, resolve);
+      ws.send(JSON.stringify({ id, method }));
+      setTimeout(() => reject(new Error(`inspector: ${method} timed out`)), 60_000).unref();
+    });
+  try {
+    const t0 = performance.now();
+    await send('HeapProfiler.collectGarbage');
+    const ms = performance.now() - t0;
+    const usage = (await send('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number };
+    return { ms, usedMB: usage.usedSize / 1e6, totalMB: usage.totalSize / 1e6, rssMB: mb(procSample(pid)?.rssKiB ?? NaN) };
+  } finally {
+    ws.close();
+  }
 }
 
 // --- HTTP -----------------------------------------------------------------------------------
@@ -921,6 +980,8 @@ interface Phase {
   probes: Record<string, ProbeStats>;
   metrics: MetricsScrape[];
   agents?: WindowStats;
+  /** Live heap after a forced full GC at the phase's end. */
+  gc: GcCheck | undefined;
   /** This (probing) process's event-loop delay: a busy prober would inflate the latencies. */
   probeEventLoopDelay: { p99: number; max: number };
 }
@@ -941,7 +1002,7 @@ function probeTable(phases: Phase[], probeNames: string[]): string {
 
 function resourceTable(phases: Phase[]): string {
   return table(
-    ['phase', 'wall s', 'server CPU % (1 core)', 'VmRSS MB median (min–max)', 'VmHWM MB', 'V8 heap used / total MB', 'server event-loop delay p99 / max ms', 'fds', 'generator CPU %', 'load avg before → after'],
+    ['phase', 'wall s', 'server CPU % (1 core)', 'VmRSS MB median (min–max)', 'VmHWM MB', 'V8 heap used / total MB', 'live heap after full GC MB (GC ms)', 'server event-loop delay p99 / max ms', 'fds', 'generator CPU %', 'load avg before → after'],
     phases.map((p) => [
       p.name,
       p.resources.wallSec.toFixed(0),
@@ -949,6 +1010,7 @@ function resourceTable(phases: Phase[]): string {
       `${p.resources.rssMB.median.toFixed(0)} (${p.resources.rssMB.min.toFixed(0)}–${p.resources.rssMB.max.toFixed(0)})`,
       p.resources.hwmMB.toFixed(0),
       `${p.metrics[1]?.heapUsedMB.toFixed(0)} / ${p.metrics[1]?.heapTotalMB.toFixed(0)}`,
+      p.gc ? `${p.gc.usedMB.toFixed(0)} (${p.gc.ms.toFixed(0)})` : '–',
       `${ms(p.metrics[1]?.eventLoopDelay.p99 ?? NaN)} / ${ms(p.metrics[1]?.eventLoopDelay.max ?? NaN)}`,
       p.resources.fds,
       p.resources.generatorCpuPct === undefined ? '–' : p.resources.generatorCpuPct.toFixed(0),
@@ -1102,12 +1164,15 @@ async function main(): Promise<void> {
       const b = monitor.sample();
       windows.push({ name, from: a.at, to: b.at });
       const m1 = await scrapeMetrics(api);
-      const p: Phase = { name, load: { before, after: loadavg() }, resources: monitor.between(a, b), probes, metrics: [m0, m1], agents: agentStats, probeEventLoopDelay: { p99: beyondPeriod(eld.percentile(99)), max: beyondPeriod(eld.max) } };
+      // After the window (and the scrape): one full GC, to tell live memory from garbage.
+      const gc = server.inspector ? await forceGc(server.inspector, server.pid).catch((err: unknown) => (log(`  (GC check failed: ${String(err)})`), undefined)) : undefined;
+      const p: Phase = { name, load: { before, after: loadavg() }, resources: monitor.between(a, b), probes, metrics: [m0, m1], agents: agentStats, gc, probeEventLoopDelay: { p99: beyondPeriod(eld.percentile(99)), max: beyondPeriod(eld.max) } };
       const c = p.resources;
       log(
         `  machine busy ${c.machine.busyPct.toFixed(0)} % (iowait ${c.machine.iowaitPct.toFixed(0)}, steal ${c.machine.stealPct.toFixed(0)}; PSI cpu ${c.machine.psiCpuPct.toFixed(0)} %, io ${c.machine.psiIoPct.toFixed(0)} %); server main thread on CPU ${c.mainThread.onCpuPct.toFixed(0)} %, waiting for a CPU ${c.mainThread.runqueueWaitPct.toFixed(0)} %, D ${(c.mainThread.statePct.D ?? 0).toFixed(0)} % ${JSON.stringify(c.mainThread.wchan)}; WAL ≤ ${c.walMaxMB.toFixed(1)} MB`,
       );
       for (const s of Object.values(probes)) log(`  ${s.name}: n ${s.ok}, errors ${errs(s.errors)}${s.skipped ? `, skipped ${s.skipped}` : ''}, p50 ${ms(s.latency.p50)} p95 ${ms(s.latency.p95)} p99 ${ms(s.latency.p99)} max ${ms(s.latency.max)} ms`);
+      if (gc) log(`  after a forced full GC (${ms(gc.ms)} ms): V8 heap used ${gc.usedMB.toFixed(0)} of ${gc.totalMB.toFixed(0)} MB, VmRSS ${gc.rssMB.toFixed(0)} MB`);
       log(`  server CPU ${p.resources.serverCpuPct.toFixed(0)} %, RSS ${p.resources.rssMB.median.toFixed(0)} MB (HWM ${p.resources.hwmMB.toFixed(0)}; V8 heap used ${m1.heapUsedMB.toFixed(0)} of ${m1.heapTotalMB.toFixed(0)}, external ${m1.externalMB.toFixed(0)}), fds ${p.resources.fds}; long-polls held ${m0.longPolls} → ${m1.longPolls}; server event-loop delay p99 ${ms(m1.eventLoopDelay.p99)} max ${ms(m1.eventLoopDelay.max)} ms; /metrics ${ms(m0.ms)}/${ms(m1.ms)} ms; probe process event-loop delay p99 ${ms(p.probeEventLoopDelay.p99)} ms`);
       if (serverDied) throw new Error(serverDied);
       return p;
