@@ -88,7 +88,7 @@ export class TaskRunner {
     try {
       const handler = this.o.handlers[task.kind] as TaskHandler;
       const result = await handler(task, this.o.context(plan, signal));
-      status = { id: task.id, state: 'succeeded', startedAt, finishedAt: new Date().toISOString(), ...(result.message ? { message: result.message.slice(0, 4000) } : {}) };
+      status = { id: task.id, state: 'succeeded', startedAt, finishedAt: new Date().toISOString(), ...(result.message ? { message: result.message.slice(0, 4000) } : {}), ...(result.result ? { result: result.result } : {}) };
     } catch (err) {
       if (signal.aborted) return; // stopped: stays running, runs again after the restart
       const e = toEtcdsnapError(err);

@@ -43,6 +43,11 @@ export const ERROR_CODES = {
   OPERATION_RUNNING: { status: 409, retryable: false },
   NODE_DISCONNECTED: { status: 503, retryable: true },
   TASK_FAILED: { status: 500, retryable: false },
+  SNAPSHOT_FAILED: { status: 409, retryable: false },
+  RESTORE_MODE_NOT_ALLOWED: { status: 422, retryable: false },
+  RESTORE_VERIFY_FAILED: { status: 500, retryable: false },
+  ROLLBACK_INCOMPLETE: { status: 500, retryable: false },
+  TRANSFER_FAILED: { status: 502, retryable: true },
   INTERNAL: { status: 500, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 

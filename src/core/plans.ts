@@ -56,11 +56,203 @@ export const DeleteSnapshotsTaskSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-/** Restore tasks join this union in the restore issue. */
-export const TaskSchema = Type.Union([SnapshotTaskSchema, DeleteSnapshotsTaskSchema]);
+
+/*
+ * Restore tasks. A restore (server operation) sends each node, in order:
+ *   Started:        restore-prepare (init node) → restore-fetch (other nodes)  — nothing stopped yet
+ *   Shutdown:       restore-stop (every node)
+ *   Restore:        restore-apply (every node)
+ *   RestartCluster: restore-start (every node, at once) → restore-finish (every node)
+ *   on failure:     restore-rollback (every node)
+ * Every handler is idempotent: a task interrupted by an agent crash runs again after the
+ * restart and must reach the same end state. Results go back in `TaskStatus.result`.
+ */
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** A bearer secret for one restore's file transfer (sent only in plans, over the server's TLS). */
+const TransferToken = Type.String({ minLength: 32, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
+const MemberNameField = Name;
+const KubernetesVersion = Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()]);
+const ClusterConfig = Type.Union([Type.String({ maxLength: 1048576 }), Type.Null()]);
+
+/**
+ * Init node: get the snapshot (this node's snapshot dir or the policy's S3 target), verify it
+ * (size, sha256, etcd trailer), stage the raw etcd snapshot under the agent's data dir, and
+ * serve it to the other nodes on the transfer endpoint to holders of `transferToken`.
+ * Result: {@link RestorePrepareResult}.
+ */
+export const RestorePrepareTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-prepare'),
+    operationId: Id,
+    source: Type.Object(
+      {
+        storage: Type.Union([Type.Literal('local'), Type.Literal('s3')]),
+        /** Stored name (with codec suffix) in that target. */
+        name: Type.String({ minLength: 1, maxLength: 255 }),
+        /** sha256 of the stored bytes the server knows from the record's metadata; a copy that differs is refused. */
+        sha256: Type.Optional(Sha256),
+      },
+      { additionalProperties: false },
+    ),
+    transferToken: TransferToken,
+  },
+  { additionalProperties: false },
+);
+export interface RestorePrepareResult {
+  [key: string]: string | number;
+  /** sha256 and size of the raw (decompressed) etcd snapshot staged for the restore. */
+  rawSha256: string;
+  rawSize: number;
+  /** From `etcdctl snapshot status` of the staged file. */
+  revision: number;
+  totalKey: number;
+  /** `https://host:port` of this node's transfer endpoint and the sha256 (hex, DER) of its certificate. */
+  transferUrl: string;
+  transferCertSha256: string;
+}
+
+/** Other nodes: download the staged file from the init node (certificate pinned), check size and sha256, stage it. */
+export const RestoreFetchTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-fetch'),
+    operationId: Id,
+    source: Type.Object(
+      {
+        /** The init node's transfer URL (as it reported it). */
+        url: Url,
+        /** sha256 (hex) of the DER certificate the init node serves: the only one accepted. */
+        certSha256: Sha256,
+        token: TransferToken,
+        /** Init node's name, for messages. */
+        node: Name,
+      },
+      { additionalProperties: false },
+    ),
+    rawSha256: Sha256,
+    rawSize: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Every node: run the stop hook, stop the etcd member and keep it stopped (also across agent
+ * restarts, and no recurring snapshots) until restore-start or restore-rollback.
+ */
+export const RestoreStopTaskSchema = Type.Object(
+  { id: Id, kind: Type.Literal('restore-stop'), operationId: Id },
+  { additionalProperties: false },
+);
+
+/**
+ * Every node: move the member's data dir aside to `<dataDir>.pre-restore-<operationId>` (never
+ * delete it) and restore the staged file into a fresh data dir as a member of the new cluster.
+ */
+export const RestoreApplyTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-apply'),
+    operationId: Id,
+    memberName: MemberNameField,
+    peerUrl: Url,
+    /** `m1=http://…:2380,m2=…`: every member of the restored cluster. */
+    initialCluster: Type.String({ minLength: 3, maxLength: 8192 }),
+    /** New for every restore, so restored members never talk to members of the old cluster. */
+    initialClusterToken: Type.String({ minLength: 1, maxLength: 256 }),
+    /** The staged file must still have this sha256. */
+    rawSha256: Sha256,
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Every node, at once: start the member on the restored data and wait until it is healthy
+ * (the cluster has a leader), then read what the server compares across members.
+ * Result: {@link RestoreStartResult}.
+ */
+export const RestoreStartTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-start'),
+    operationId: Id,
+    /** The snapshot's revision (from restore-prepare): hash and key count are read at it. */
+    revision: Type.Integer({ minimum: 1 }),
+    /** How long to wait for the member to become healthy. */
+    timeoutMs: Type.Integer({ minimum: 1000, maximum: 3_600_000 }),
+  },
+  { additionalProperties: false },
+);
+export interface RestoreStartResult {
+  [key: string]: string | number;
+  /** The member's current revision. */
+  revision: number;
+  /** etcd's HashKV at the snapshot's revision (equal on every member restored from the same file). */
+  hashKv: number;
+  /** Live keys at the snapshot's revision. */
+  keys: number;
+}
+
+/**
+ * Every node, after the server verified the members: run the start hook with the restored
+ * Kubernetes version and config, release the hold, remove the staged file, and remove the old
+ * data dir (or keep it `keepOldDataDays` days, swept later by the agent).
+ */
+export const RestoreFinishTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-finish'),
+    operationId: Id,
+    kubernetesVersion: KubernetesVersion,
+    clusterConfig: ClusterConfig,
+    keepOldDataDays: Type.Integer({ minimum: 0, maximum: 365 }),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Every node, when a restore failed: stop the member if it runs, put the old data dir back if
+ * it was moved (the restored one is removed: it was made from the snapshot), start the member
+ * if it ran before the restore, run the start hook with the version and config the cluster had,
+ * release the hold, remove staged files, stop serving. Safe whatever the restore got to.
+ */
+export const RestoreRollbackTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-rollback'),
+    operationId: Id,
+    kubernetesVersion: KubernetesVersion,
+    clusterConfig: ClusterConfig,
+    /** How long to wait for the member to become healthy again after the start (when it is started). */
+    timeoutMs: Type.Integer({ minimum: 1000, maximum: 3_600_000 }),
+  },
+  { additionalProperties: false },
+);
+
+export const RESTORE_TASK_KINDS = ['restore-prepare', 'restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish', 'restore-rollback'] as const;
+export type RestoreTaskKind = (typeof RESTORE_TASK_KINDS)[number];
+
+export const TaskSchema = Type.Union([
+  SnapshotTaskSchema,
+  DeleteSnapshotsTaskSchema,
+  RestorePrepareTaskSchema,
+  RestoreFetchTaskSchema,
+  RestoreStopTaskSchema,
+  RestoreApplyTaskSchema,
+  RestoreStartTaskSchema,
+  RestoreFinishTaskSchema,
+  RestoreRollbackTaskSchema,
+]);
 export type Task = Static<typeof TaskSchema>;
 export type SnapshotTask = Static<typeof SnapshotTaskSchema>;
 export type DeleteSnapshotsTask = Static<typeof DeleteSnapshotsTaskSchema>;
+export type RestorePrepareTask = Static<typeof RestorePrepareTaskSchema>;
+export type RestoreFetchTask = Static<typeof RestoreFetchTaskSchema>;
+export type RestoreStopTask = Static<typeof RestoreStopTaskSchema>;
+export type RestoreApplyTask = Static<typeof RestoreApplyTaskSchema>;
+export type RestoreStartTask = Static<typeof RestoreStartTaskSchema>;
+export type RestoreFinishTask = Static<typeof RestoreFinishTaskSchema>;
+export type RestoreRollbackTask = Static<typeof RestoreRollbackTaskSchema>;
 
 export const NodePlanSchema = Type.Object(
   {
@@ -134,6 +326,8 @@ export const TaskStatusSchema = Type.Object(
     code: Type.Optional(Type.String({ maxLength: 64 })),
     startedAt: Time,
     finishedAt: Type.Optional(Time),
+    /** Structured output of a succeeded task (restore tasks: see their Result types). Added after v1: optional. */
+    result: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 4096 }), Type.Number(), Type.Boolean()]), { maxProperties: 32 })),
   },
   { additionalProperties: false },
 );

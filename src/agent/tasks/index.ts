@@ -1,4 +1,5 @@
 import { deleteSnapshotsTask } from './delete.js';
+import { RESTORE_HANDLERS } from './restore.js';
 import { snapshotTask } from './snapshot.js';
 import type { TaskHandlers } from './types.js';
 
@@ -8,4 +9,5 @@ export type { TaskContext, TaskHandler, TaskHandlers, TaskResult } from './types
 export const TASK_HANDLERS: TaskHandlers = {
   snapshot: snapshotTask,
   'delete-snapshots': deleteSnapshotsTask,
+  ...RESTORE_HANDLERS,
 };

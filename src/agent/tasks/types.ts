@@ -22,6 +22,8 @@ export interface TaskContext {
 /** A finished task's one-line result; failures are thrown (EtcdsnapError: code and message). */
 export interface TaskResult {
   message?: string;
+  /** Structured output for the server (reported in the task's status). */
+  result?: Record<string, string | number | boolean>;
 }
 
 export type TaskHandler<T extends Task = Task> = (task: T, ctx: TaskContext) => Promise<TaskResult>;
