@@ -121,8 +121,9 @@ export async function applyReport(ctx: ServerContext, node: NodeRow, report: Age
       const task = tasks.get(status.id);
       if (!task) continue; // finished and already removed: the agent stops sending it once it sees the new plan
       const finishedAt = status.finishedAt ? Date.parse(status.finishedAt) : null;
-      if (task.state !== status.state || task.message !== (status.message ?? null)) {
-        await updateTask(tx, task.id, { state: status.state, message: status.message ?? null, code: status.code ?? null, started_at: Date.parse(status.startedAt), finished_at: finishedAt });
+      const result = status.result === undefined ? null : JSON.stringify(status.result);
+      if (task.state !== status.state || task.message !== (status.message ?? null) || task.result !== result) {
+        await updateTask(tx, task.id, { state: status.state, message: status.message ?? null, code: status.code ?? null, started_at: Date.parse(status.startedAt), finished_at: finishedAt, result });
       }
       if (task.kind === 'delete-snapshots' && (status.state === 'succeeded' || status.state === 'failed')) {
         planChanged = (await settleDeleteTask(tx, task.id, status.state === 'succeeded' || status.code === 'SNAPSHOT_NOT_FOUND', status.message, changes)) || planChanged;

@@ -186,6 +186,7 @@ export async function deleteRecord(ctx: ServerContext, clusterId: string, id: st
       started_at: null,
       finished_at: null,
       created_at: ctx.now(),
+      result: null,
     });
     await snaps.setDeletingTask(tx, id, taskId);
   });

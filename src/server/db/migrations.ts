@@ -146,6 +146,15 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  /** Structured output of a finished task (restore tasks report revision, hash, transfer URL…). */
+  '0002_task_result': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('tasks').addColumn('result', 'text').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('tasks').dropColumn('result').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

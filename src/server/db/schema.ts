@@ -104,6 +104,8 @@ export interface TasksTable {
   started_at: number | null;
   finished_at: number | null;
   created_at: number;
+  /** `TaskStatus.result` as JSON (restore tasks), null until the agent reports one. */
+  result: string | null;
 }
 
 export interface OperationsTable {

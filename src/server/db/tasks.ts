@@ -2,6 +2,11 @@ import type { Db, TasksTable } from './schema.js';
 
 export type TaskRow = TasksTable;
 
+/** A task's `result` parsed, or undefined when the agent reported none. */
+export function taskResult<T extends Record<string, unknown>>(row: Pick<TaskRow, 'result'>): T | undefined {
+  return row.result === null ? undefined : (JSON.parse(row.result) as T);
+}
+
 /** Inserts a task unless one with its id exists (dispatching twice after a restart is harmless). */
 export async function insertTaskOnce(db: Db, row: TaskRow): Promise<boolean> {
   const res = await db
@@ -25,7 +30,7 @@ export function getTask(db: Db, id: string): Promise<TaskRow | undefined> {
   return db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export function updateTask(db: Db, id: string, fields: Partial<Pick<TaskRow, 'state' | 'message' | 'code' | 'started_at' | 'finished_at'>>): Promise<unknown> {
+export function updateTask(db: Db, id: string, fields: Partial<Pick<TaskRow, 'state' | 'message' | 'code' | 'started_at' | 'finished_at' | 'result'>>): Promise<unknown> {
   return db.updateTable('tasks').set(fields).where('id', '=', id).execute();
 }
 

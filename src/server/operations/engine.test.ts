@@ -17,7 +17,8 @@ import type { OperationKind } from './types.js';
  * with a phase table, waits, failure clean-up (rollback) and resume after a restart.
  */
 
-const gate = { shutdownDone: false, restoreFails: false, throwIn: '' };
+const gate = { shutdownDone: false, restoreFails: false, throwIn: '', rollbackWaits: false, rollbackDone: false };
+const failures: unknown[] = [];
 const calls: string[] = [];
 
 const restoreLike: OperationKind = {
@@ -49,7 +50,12 @@ const restoreLike: OperationKind = {
   },
   async onFail(pc, failure) {
     calls.push('onFail');
-    return { ...failure, rolledBack: pc.data.stopped === true };
+    failures.push(failure);
+    if (gate.rollbackWaits && !gate.rollbackDone) {
+      await pc.setStep('n1', 'running', 'rolling back');
+      return 'wait';
+    }
+    return { ...failure, message: gate.rollbackWaits ? `${failure.message}; rolled back` : failure.message, rolledBack: pc.data.stopped === true };
   },
 };
 
@@ -163,3 +169,57 @@ test('a phase function that keeps throwing is retried, then the operation fails 
   assert.match(failed.failure?.message ?? '', /Shutdown failed 10 times in a row: boom/);
   gate.throwIn = '';
 });
+
+test('a clean-up that waits keeps the operation running ("rolling back"), across a restart, until it returns the failure', async () => {
+  gate.shutdownDone = true;
+  gate.restoreFails = true;
+  gate.rollbackWaits = true;
+  gate.rollbackDone = false;
+  calls.length = 0;
+  failures.length = 0;
+  const op = await app.etcdsnap.engine.start('restore', clusterId, {});
+  const rolling = await waitFor(op.id, (o) => /rolling back/.test(o.message ?? ''));
+  assert.equal(rolling.phase, 'Restore', 'the phase stays');
+  assert.equal(rolling.failure, null, 'not failed yet');
+  assert.equal(rolling.message, 'Restore: rolling back: copy on n1 is corrupt');
+  assert.deepEqual(rolling.history.at(-1), { at: rolling.history.at(-1)?.at, phase: 'Restore', message: 'Restore: rolling back: copy on n1 is corrupt' });
+  assert.equal(rolling.steps[0]?.message, 'rolling back');
+  const cluster = await app.inject({ url: `/api/v1/clusters/${clusterId}`, headers: { authorization: `Bearer ${token}` } });
+  assert.equal(cluster.json<{ runningOperationId: string }>().runningOperationId, op.id, 'still the running operation');
+  // Called again at every evaluation, never the phase functions.
+  await new Promise((r) => setTimeout(r, 150));
+  assert.ok(calls.filter((c) => c === 'onFail').length >= 2);
+  assert.deepEqual(calls.filter((c) => c !== 'onFail'), ['Started', 'Shutdown', 'Restore']);
+  assert.ok(events.some((e) => e.type === 'operation' && e.operation.id === op.id && /rolling back/.test(e.operation.message ?? '')), 'visible in events');
+
+  await stop();
+  calls.length = 0;
+  failures.length = 0;
+  await start();
+  await waitFor(op.id, () => calls.includes('onFail'));
+  assert.ok(!calls.includes('Restore'), 'a restarted server goes on rolling back');
+  assert.deepEqual(failures[0], { node: 'n1', code: 'SNAPSHOT_CHECKSUM_MISMATCH', message: 'copy on n1 is corrupt', rolledBack: false }, 'with the remembered failure');
+
+  gate.rollbackDone = true;
+  app.etcdsnap.engine.kick();
+  const failed = await waitPhase(op.id, 'Failed');
+  assert.deepEqual(failed.failure, { node: 'n1', code: 'SNAPSHOT_CHECKSUM_MISMATCH', message: 'copy on n1 is corrupt; rolled back', rolledBack: true });
+  assert.equal(failed.message, 'Restore: copy on n1 is corrupt; rolled back');
+  assert.deepEqual(
+    failed.history.map((h) => h.phase),
+    ['Started', 'Shutdown', 'Restore', 'Restore', 'Failed'],
+  );
+  gate.restoreFails = false;
+  gate.rollbackWaits = false;
+});
+
+async function waitFor(id: string, ok: (op: Operation) => boolean): Promise<Operation> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const res = await app.inject({ url: `/api/v1/operations/${id}`, headers: { authorization: `Bearer ${token}` } });
+    const op = res.json<Operation>();
+    if (ok(op)) return op;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`operation ${id} never got there`);
+}

@@ -122,8 +122,11 @@ export class OperationEngine {
       const spec = this.kinds.get(op.kind);
       const pc = await this.phaseContext(op);
       let outcome: PhaseOutcome;
+      const failing = pc?.data.failing as Failure | undefined;
       try {
-        if (!pc) outcome = { kind: 'fail', failure: { node: null, code: 'NOT_FOUND', message: `Cluster ${op.cluster_id} is gone.` } };
+        // A failing operation (rolling back) runs its kind's clean-up, never its phases again.
+        if (failing) outcome = { kind: 'fail', failure: failing };
+        else if (!pc) outcome = { kind: 'fail', failure: { node: null, code: 'NOT_FOUND', message: `Cluster ${op.cluster_id} is gone.` } };
         else if (!spec) outcome = { kind: 'fail', failure: { node: null, code: 'INTERNAL', message: `This server does not know operations of kind "${op.kind}".` } };
         else {
           const fn = spec.phases[op.phase as Phase];
@@ -145,7 +148,10 @@ export class OperationEngine {
         return;
       }
       if (outcome.kind === 'next') await this.transition(op, outcome.phase, outcome.message);
-      else await this.fail(op, spec, pc, { ...outcome.failure, rolledBack: outcome.failure.rolledBack ?? false });
+      else if (!(await this.fail(op, spec, pc, { ...outcome.failure, rolledBack: outcome.failure.rolledBack ?? false }))) {
+        if (pc?.dirty) await this.publish(id);
+        return;
+      }
       await this.publish(id);
     }
   }
@@ -162,16 +168,40 @@ export class OperationEngine {
     if (done) ctx.metrics.operations.inc({ kind: op.kind, result: 'Finished' });
   }
 
-  private async fail(op: OperationRow, spec: OperationKind | undefined, pc: (PhaseContext & { dirty: boolean }) | undefined, failure: Failure): Promise<void> {
+  /**
+   * Runs the kind's clean-up and marks the operation Failed once it returns the final failure.
+   * Returns false while the clean-up waits (the operation stays running, "rolling back") or
+   * threw (retried at the next tick).
+   */
+  private async fail(op: OperationRow, spec: OperationKind | undefined, pc: (PhaseContext & { dirty: boolean }) | undefined, failure: Failure): Promise<boolean> {
     const ctx = this.ctx();
     let final = failure;
     if (spec?.onFail && pc) {
+      const first = pc.data.failing === undefined;
+      // Remembered before the clean-up starts: a restarted server goes on rolling back.
+      if (first) await pc.setData({ failing: failure });
+      let result: Failure | 'wait';
       try {
-        final = await spec.onFail(pc, failure);
+        result = await spec.onFail(pc, failure);
       } catch (err) {
+        if (this.abort.signal.aborted || isAbortError(err)) return false;
         ctx.log.error({ err, operationId: op.id }, 'clean-up of a failed operation failed; retrying at the next tick');
-        return;
+        return false;
       }
+      if (result === 'wait') {
+        if (first) {
+          const now = ctx.now();
+          const message = `${op.phase}: rolling back: ${failure.message}`;
+          await ctx.db.transaction().execute(async (tx) => {
+            await ops.updateOperation(tx, op.id, { message, updated_at: now });
+            await ops.appendHistory(tx, op.id, now, op.phase, message);
+          });
+          ctx.log.warn({ operationId: op.id, clusterId: op.cluster_id, phase: op.phase, node: failure.node, code: failure.code }, `operation failing, rolling back: ${failure.message}`);
+          pc.dirty = true;
+        }
+        return false;
+      }
+      final = result;
     }
     const now = ctx.now();
     const message = `${op.phase}: ${final.message}`;
@@ -181,6 +211,7 @@ export class OperationEngine {
     });
     ctx.log.warn({ operationId: op.id, clusterId: op.cluster_id, phase: op.phase, node: final.node, code: final.code }, `operation failed: ${final.message}`);
     ctx.metrics.operations.inc({ kind: op.kind, result: 'Failed' });
+    return true;
   }
 
   private async publish(id: string): Promise<void> {
@@ -235,6 +266,7 @@ export class OperationEngine {
           started_at: null,
           finished_at: null,
           created_at: ctx.now(),
+          result: null,
         });
         ctx.plans.notify(op.cluster_id);
       },

@@ -64,10 +64,14 @@ export interface OperationKind {
   /** A phase function for every non-terminal phase the kind uses. */
   readonly phases: Partial<Record<Phase, PhaseFn>>;
   /**
-   * Runs once when the operation fails, from any phase, before it is marked Failed: remove
-   * tasks, roll back. Idempotent (a crash may repeat it). May refine the failure (rolledBack).
+   * Runs when the operation fails, from any phase, before it is marked Failed: remove tasks,
+   * roll back. Idempotent (a crash may repeat it). Returns the final failure (it may refine
+   * it: rolledBack, message), or `'wait'` while the clean-up needs agents: the engine then
+   * keeps the operation running in its phase ("rolling back: …"), remembers the failure in
+   * `data.failing`, and calls onFail again with it at every evaluation until it returns the
+   * final failure. Phase functions are not called any more once an operation is failing.
    */
-  onFail?(pc: PhaseContext, failure: Failure): Promise<Failure>;
+  onFail?(pc: PhaseContext, failure: Failure): Promise<Failure | 'wait'>;
   /** A short title for logs and history, e.g. "one-time snapshot". */
   describe(params: Record<string, unknown>): string;
 }
