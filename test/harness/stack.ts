@@ -21,6 +21,8 @@ export interface StackNode {
   dataDir: string;
   snapshotDir: string;
   process: ChildProcess | undefined;
+  /** Extra `etcdsnap agent` flags for this node's next agent start. */
+  extraArgs: string[];
 }
 
 export interface StackOptions {
@@ -35,6 +37,8 @@ export interface StackOptions {
   env?: NodeJS.ProcessEnv;
   /** Echo children's output to this stream (demo); default: log files under `dir`. */
   echo?: NodeJS.WritableStream;
+  /** Extra `etcdsnap agent` flags per node index (e.g. hooks); read at every agent start. */
+  agentArgs?: (i: number) => string[];
 }
 
 
@@ -47,6 +51,8 @@ export interface Stack {
   /** Runs `etcdsnap …` logged in to this server (ETCDSNAP_SERVER/TOKEN, pinned CA via login). */
   cli(args: string[], env?: NodeJS.ProcessEnv): Promise<CliResult>;
   startServer(): Promise<void>;
+  /** Pid of the running server process (tests kill -9 it). */
+  readonly serverPid: number | undefined;
   stopServer(signal?: NodeJS.Signals): Promise<void>;
   /** Starts node i's agent (needs a cluster's registration token once, via `join`). */
   startAgent(i: number): Promise<void>;
@@ -97,6 +103,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     dataDir: join(o.dir, `agent-${i + 1}`),
     snapshotDir: join(o.dir, `agent-${i + 1}`, 'snapshots'),
     process: undefined,
+    extraArgs: o.agentArgs?.(i) ?? [],
   }));
   const initialCluster = nodes.map((n) => `${n.name}=${n.peerUrl}`).join(',');
   const cliEnv = { ETCDSNAP_CONFIG: join(o.dir, 'cli-config.json'), ...o.env };
@@ -147,6 +154,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       'agent', '--server', url, '--ca-checksum', state.caChecksum, '--registration-token', state.registrationToken, '--node-name', n.name, '--data-dir', n.dataDir,
       '--etcd-client-url', n.clientUrl, '--etcd-peer-url', n.peerUrl, '--etcd-initial-cluster', initialCluster, '--etcd-initial-cluster-token', 'etcdsnap-stack',
       '--jitter', '0', '--report-interval', o.reportInterval ?? '2s', '--retry-max', '2s', '--log-level', 'warn',
+      ...n.extraArgs,
     ];
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
@@ -168,6 +176,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     initialCluster,
     cli: (args, env = {}) => run(args, { ...cliEnv, ...env }),
     startServer,
+    get serverPid() {
+      return server?.exitCode === null && server.signalCode === null ? server.pid : undefined;
+    },
     stopServer: (signal) => stopChild(server, signal),
     startAgent,
     stopAgent: (i, signal) => stopChild(nodes[i]?.process, signal),
