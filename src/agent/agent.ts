@@ -11,6 +11,7 @@ import type { AgentConfig } from './config.js';
 import { createMember, type LocalMember } from './member.js';
 import { Mutex } from './mutex.js';
 import { PlanLoop } from './plan-loop.js';
+import { taskProgress } from './progress.js';
 import { Registrar } from './registration.js';
 import { Reporter, type ReportBase } from './reporter.js';
 import { Scheduler, type Clock } from './scheduler.js';
@@ -18,6 +19,8 @@ import { SnapshotWorker } from './snapshots.js';
 import { StateStore } from './state.js';
 import { TaskRunner } from './task-runner.js';
 import { TASK_HANDLERS, type TaskHandlers } from './tasks/index.js';
+import { sweepKeptDataDirs } from './tasks/restore-sweep.js';
+import { TransferService } from './transfer.js';
 
 export interface AgentOptions {
   /** Default: pino at `config.logLevel` on stderr. */
@@ -69,6 +72,7 @@ export class Agent {
   private runner: TaskRunner | undefined;
   private reporter: Reporter | undefined;
   private registrar: Registrar | undefined;
+  private transferService: TransferService | undefined;
   private api: ApiClient | undefined;
   private serverSide: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -91,6 +95,12 @@ export class Agent {
     return this.stateStore;
   }
 
+  /** The restore transfer endpoint. */
+  get transfer(): TransferService {
+    if (!this.transferService) throw new Error('agent not started');
+    return this.transferService;
+  }
+
   async start(): Promise<void> {
     const c = this.config;
     const signal = this.ac.signal;
@@ -102,7 +112,16 @@ export class Agent {
       // As with etcdctl, http endpoints are plaintext whatever TLS material is given.
       this.logger.warn({ endpoints: member.endpoints }, '--etcd-cacert/--etcd-cert/--etcd-key are set but no etcd endpoint is https://: they are not used');
     }
-    if (member.mode === 'managed') await member.start();
+    const transfer = (this.transferService = new TransferService(c, state, this.logger));
+    const hold = state.state.hold;
+    if (member.mode === 'managed') {
+      // A restore's hold keeps the member stopped until its restore-start (or rollback) starts it.
+      if (!hold || hold.memberStarted) await member.start();
+      else this.logger.info({ operationId: hold.operationId }, 'a restore holds the etcd member stopped; not starting it');
+    }
+    // Serving a staged snapshot when the agent stopped: serve it again (the other nodes retry).
+    await transfer.resume().catch((err: unknown) => this.logger.error({ err: toEtcdsnapError(err).message }, 'could not serve the staged restore snapshot again'));
+    await this.sweep();
     const snapshots = (this.snapshots = new SnapshotWorker({ node: c.nodeName, local, member, logger: this.logger }));
     const reporter = (this.reporter = new Reporter({
       state,
@@ -117,8 +136,22 @@ export class Agent {
       state,
       mutex: this.mutex,
       handlers: this.options.handlers ?? TASK_HANDLERS,
-      context: (plan, sig) => ({ plan, node: c.nodeName, local, member, snapshots, logger: this.logger, signal: sig, record: (out) => reporter.enqueue(out) }),
+      context: (plan, sig, task) => ({
+        plan,
+        node: c.nodeName,
+        local,
+        member,
+        snapshots,
+        logger: this.logger.child({ task: task.id }),
+        signal: sig,
+        record: (out) => reporter.enqueue(out),
+        config: c,
+        state,
+        transfer,
+        progress: taskProgress(state, task.id, () => reporter.notify(), (err) => this.logger.warn({ err }, 'could not record task progress')),
+      }),
       onChange: () => reporter.notify(),
+      afterTask: () => this.sweep(),
       signal,
       logger: this.logger,
     });
@@ -148,6 +181,7 @@ export class Agent {
       await this.serverSide;
       this.snapshots?.close();
       this.api?.close();
+      await this.transferService?.close();
       await this.localMember?.close();
       await this.stateStore?.flush();
       this.logger.info('agent stopped');
@@ -171,6 +205,11 @@ export class Agent {
   /** Report now (e.g. after a test changed something). */
   notify(): void {
     this.reporter?.notify();
+  }
+
+  /** Removes old data dirs kept by finished restores once they expired. */
+  private async sweep(): Promise<void> {
+    await sweepKeptDataDirs(this.state, this.logger).catch((err: unknown) => this.logger.warn({ err: toEtcdsnapError(err).message }, 'sweep of old data dirs failed'));
   }
 
   private requireApi(): ApiClient {
@@ -260,6 +299,11 @@ export class Agent {
     await this.mutex.run(async () => {
       const plan = this.state.state.plan;
       if (signal.aborted || !plan || !plan.policy.enabled) return;
+      const hold = this.state.state.hold;
+      if (hold) {
+        this.logger.info({ slot: slot.toISOString(), operationId: hold.operationId }, 'recurring snapshot skipped: a restore holds the etcd member');
+        return;
+      }
       this.logger.debug({ slot: slot.toISOString() }, 'recurring snapshot');
       const out = await (this.snapshots as SnapshotWorker).take(plan, { base: RECURRING_BASE, kind: 'recurring', retention: true, signal });
       if (out.error?.code === 'OPERATION_ABORTED') return;

@@ -47,7 +47,10 @@ describe('agent config', () => {
   it('checks combinations', () => {
     refused({ etcdInitialCluster: 'other=http://127.0.0.1:2380' }, '--etcd-initial-cluster');
     refused({ etcdEndpoints: ['http://127.0.0.1:2379'] }, '--etcd-endpoint');
-    refused({ mode: 'external', etcdDataDir: '/x' }, '--etcd-data-dir');
+    refused({ mode: 'external', etcdInitialCluster: 'cp-1=http://127.0.0.1:2380' }, '--etcd-initial-cluster');
+    refused({ transferListen: '9280' }, '--transfer-listen');
+    refused({ transferListen: '0.0.0.0:70000' }, '--transfer-listen');
+    refused({ transferUrl: 'http://10.0.0.1:9280' }, '--transfer-url');
     refused({ server: 'http://cp:8080', caChecksum: 'a'.repeat(64) }, '--ca-checksum');
     refused({ retryInitialMs: 5000, retryMaxMs: 1000 }, '--retry-initial');
   });
@@ -62,6 +65,21 @@ describe('agent config', () => {
     const c = parseAgentConfig({ ...base, mode: 'external', etcdEndpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], etcdStopCommand: 'systemctl stop etcd' });
     assert.deepEqual(c.etcdEndpoints, ['https://10.0.0.1:2379', 'https://10.0.0.2:2379']);
     assert.equal(c.etcdStopCommand, 'systemctl stop etcd');
+  });
+
+  it('restore settings: transfer endpoint, hooks, and --etcd-data-dir in external mode', () => {
+    const m = parseAgentConfig(base);
+    assert.equal(m.transferListen, '0.0.0.0:9280');
+    assert.equal(m.transferHost, '0.0.0.0');
+    assert.equal(m.transferPort, 9280);
+    assert.equal(m.transferUrl, undefined);
+    const e = parseAgentConfig({ ...base, mode: 'external', etcdDataDir: 'rel/etcd', transferListen: '[::1]:0', transferUrl: 'https://cp-1.example:9443/', stopHook: 'systemctl stop rke2-server', startHook: 'systemctl start rke2-server' });
+    assert.equal(e.etcdDataDir, `${process.cwd()}/rel/etcd`);
+    assert.equal(e.transferHost, '::1');
+    assert.equal(e.transferPort, 0);
+    assert.equal(e.transferUrl, 'https://cp-1.example:9443');
+    assert.equal(e.stopHook, 'systemctl stop rke2-server');
+    assert.equal(parseAgentConfig({ ...base, mode: 'external' }).etcdDataDir, undefined, 'external mode has no default data dir');
   });
 
   it('maps keys to flags', () => {
@@ -90,6 +108,15 @@ describe('etcdsnap agent flags', () => {
     assert.equal(c.jitterMs, 0);
     assert.equal(c.reportIntervalMs, 1500);
     assert.deepEqual(c.etcdEndpoints, ['http://127.0.0.1:1', 'http://127.0.0.1:2']);
+  });
+
+  it('restore flags', () => {
+    const c = parseAgentConfig(parse([...required, '--transfer-listen', '127.0.0.1:0', '--transfer-url', 'https://10.0.0.1:9280', '--stop-hook', 'stop it', '--start-hook', 'start it', '--mode', 'external', '--etcd-data-dir', '/var/lib/etcd']));
+    assert.equal(c.transferPort, 0);
+    assert.equal(c.transferUrl, 'https://10.0.0.1:9280');
+    assert.equal(c.stopHook, 'stop it');
+    assert.equal(c.startHook, 'start it');
+    assert.equal(c.etcdDataDir, '/var/lib/etcd');
   });
 
   it('a missing or malformed flag is INVALID_CONFIG naming it', () => {

@@ -32,7 +32,10 @@ export const AgentConfigSchema = Type.Object(
     mode: Type.Union([Type.Literal('managed'), Type.Literal('external')], { default: 'managed' }),
     /** Member name. Default: the node name. */
     etcdName: Type.Optional(Label),
-    /** Managed: the member's data dir. Default `<dataDir>/etcd`. */
+    /**
+     * The member's data dir. Managed: default `<dataDir>/etcd`. External: no default; restores
+     * need it (they move it aside and restore into it).
+     */
     etcdDataDir: Type.Optional(Type.String({ minLength: 1 })),
     /** Client URL the member listens on and advertises. Default `http://127.0.0.1:2379`. */
     etcdClientUrl: url({ default: 'http://127.0.0.1:2379' }),
@@ -61,6 +64,18 @@ export const AgentConfigSchema = Type.Object(
     etcdCert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** PEM private key of etcdCert (etcdctl's --key). */
     etcdKey: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /**
+     * `HOST:PORT` of the restore transfer endpoint (HTTPS, open only while this node serves a
+     * restore's snapshot to the other nodes). Port 0: any free port (kept across restarts).
+     * Default `0.0.0.0:9280`.
+     */
+    transferListen: Type.String({ pattern: '^(?:\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]/]+):\\d{1,5}$', maxLength: 300, default: '0.0.0.0:9280' }),
+    /** URL the other nodes download from. Default `https://<host of --etcd-peer-url>:<bound port>`. */
+    transferUrl: Type.Optional(Type.String({ pattern: '^https://[^\\s/]+/?$', maxLength: 2048 })),
+    /** Shell command run before a restore stops the member (e.g. stops kube-apiserver). */
+    stopHook: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Shell command run after a restore (or its rollback) brought the member back. */
+    startHook: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     /** Heartbeat: a report at least this often. Default 10 s. */
     reportIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
     /** Recurring snapshots start up to this long after their scheduled time (random). Default 5 s. */
@@ -86,9 +101,13 @@ export type AgentConfig = Readonly<
   Omit<Static<typeof AgentConfigSchema>, 'snapshotDir' | 'etcdName' | 'etcdDataDir' | 'etcdInitialCluster' | 'etcdEndpoints'> & {
     snapshotDir: string;
     etcdName: string;
-    etcdDataDir: string;
+    /** Managed: always set. External: only with --etcd-data-dir. */
+    etcdDataDir: string | undefined;
     etcdInitialCluster: string;
     etcdEndpoints: readonly string[];
+    /** `--transfer-listen` split: host (brackets removed) and port (0: any). */
+    transferHost: string;
+    transferPort: number;
   }
 >;
 
@@ -136,6 +155,8 @@ const HINTS: Record<string, string> = {
   caChecksum: 'must be the 64 hex digits of a sha256 (as printed by etcdsnap cluster join-command)',
   registrationToken: 'must be 16 to 256 characters (as printed by etcdsnap cluster join-command)',
   mode: 'must be managed or external',
+  transferListen: 'must be HOST:PORT such as 0.0.0.0:9280 (port 0: any free port)',
+  transferUrl: 'must be an https URL without a path, such as https://10.0.0.11:9280',
   etcdInitialClusterState: 'must be new or existing',
   logLevel: `must be one of ${LOG_LEVELS.join(', ')}`,
 };
@@ -187,7 +208,7 @@ export function parseAgentConfig(input: AgentConfigInput): AgentConfig {
       if (cfg[key] !== undefined) throw invalid(key, 'is for --mode external (in managed mode the agent runs etcd itself)');
     }
   } else {
-    for (const key of ['etcdDataDir', 'etcdInitialCluster'] as const) {
+    for (const key of ['etcdInitialCluster'] as const) {
       if (cfg[key] !== undefined) throw invalid(key, 'is for --mode managed (in external mode etcd is run by someone else)');
     }
   }
@@ -203,15 +224,21 @@ export function parseAgentConfig(input: AgentConfigInput): AgentConfig {
   // Read and checked here, once (missing file, lone cert or key, key not the cert's); the agent
   // reads them again when they change (EtcdAccess).
   readEtcdTls(tlsFiles);
+  const listen = /^\[?(.*?)\]?:(\d+)$/.exec(cfg.transferListen) as RegExpExecArray;
+  const transferPort = Number(listen[2]);
+  if (transferPort > 65535) throw invalid('transferListen', `port ${transferPort} is larger than 65535`);
   const out: AgentConfig = {
     ...cfg,
     ...tlsFiles,
     dataDir,
     snapshotDir: path.resolve(cfg.snapshotDir ?? path.join(dataDir, 'snapshots')),
     etcdName,
-    etcdDataDir: path.resolve(cfg.etcdDataDir ?? path.join(dataDir, 'etcd')),
+    etcdDataDir: cfg.etcdDataDir !== undefined ? path.resolve(cfg.etcdDataDir) : managed ? path.join(dataDir, 'etcd') : undefined,
     etcdInitialCluster,
     etcdEndpoints: Object.freeze([...(cfg.etcdEndpoints ?? [cfg.etcdClientUrl])]),
+    ...(cfg.transferUrl !== undefined ? { transferUrl: cfg.transferUrl.replace(/\/+$/, '') } : {}),
+    transferHost: listen[1] as string,
+    transferPort,
   };
   return Object.freeze(out);
 }

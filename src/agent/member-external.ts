@@ -7,10 +7,15 @@ import { EtcdAccess } from './etcd-access.js';
 import type { LocalMember, MemberIdentity } from './member.js';
 import { Probe } from './member-probe.js';
 
-/** Runs a configured shell command; fails with ETCD_MEMBER_FAILED and its output tail. */
-export function runCommand(command: string, what: string, timeoutMs = 300_000): Promise<void> {
+/**
+ * Runs a configured shell command; fails with ETCD_MEMBER_FAILED and its output tail.
+ * `env` is added to the agent's environment (a value of undefined removes the variable).
+ */
+export function runCommand(command: string, what: string, timeoutMs = 300_000, env?: Record<string, string | undefined>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const childEnv = env ? { ...process.env, ...env } : process.env;
+    if (env) for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
     let out = '';
     const keep = (d: Buffer): void => void (out = (out + d.toString()).slice(-4000));
     child.stdout.on('data', keep);

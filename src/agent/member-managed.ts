@@ -53,6 +53,11 @@ export class ManagedMember implements LocalMember {
     return path.join(this.config.dataDir, 'etcd.pid');
   }
 
+  /** The member's data dir (always set in managed mode). */
+  get dataDir(): string {
+    return this.config.etcdDataDir ?? path.join(this.config.dataDir, 'etcd');
+  }
+
   /** The running process (tests kill it to check supervision). */
   get process(): MemberProcess | undefined {
     return this.proc;
@@ -99,7 +104,7 @@ export class ManagedMember implements LocalMember {
     const c = this.config;
     const proc = await startMember({
       name: c.etcdName,
-      dataDir: c.etcdDataDir,
+      dataDir: this.dataDir,
       clientUrl: c.etcdClientUrl,
       peerUrl: c.etcdPeerUrl,
       initialCluster: c.etcdInitialCluster,
@@ -125,7 +130,7 @@ export class ManagedMember implements LocalMember {
     const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
     if (!Number.isInteger(pid) || pid <= 1) return;
     const cmdline = async (): Promise<string> => (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
-    if (!(await cmdline()).includes(`--data-dir=${this.config.etcdDataDir}`)) return;
+    if (!(await cmdline()).includes(`--data-dir=${this.dataDir}`)) return;
     this.logger.warn({ pid }, 'an etcd member of a previous agent run is still running; stopping it');
     const gone = async (ms: number): Promise<boolean> => {
       for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (!(await cmdline())) return true;

@@ -24,6 +24,46 @@ export interface QueuedDeletion {
   location: string;
 }
 
+/**
+ * A restore's hold on this node (from restore-stop to restore-finish or -rollback): the agent
+ * does not start a managed member on its own start (unless `memberStarted`), and recurring
+ * snapshots are skipped.
+ */
+export interface RestoreHold {
+  operationId: string;
+  /** Whether the member ran when the restore stopped it (rollback starts it again only then). */
+  memberWasRunning: boolean;
+  /** The stop hook was started (rollback then runs the start hook). */
+  stopHookRan: boolean;
+  /** Set by restore-apply before it moves anything: was there a data dir to move aside? */
+  dataDirExisted: boolean | null;
+  /** restore-start or a rollback began starting the member: a restarted agent starts it too. */
+  memberStarted: boolean;
+  since: string;
+}
+
+/** A raw etcd snapshot staged for a restore under `<dataDir>/restores/<operationId>/`. */
+export interface StagedSnapshot {
+  operationId: string;
+  file: string;
+  rawSha256: string;
+  rawSize: number;
+}
+
+/** A staged file the transfer endpoint serves (the token only as its sha256). */
+export interface ServedSnapshot {
+  operationId: string;
+  file: string;
+  size: number;
+  tokenSha256: string;
+}
+
+/** An old data dir a finished restore kept (`keepOldDataDays`), removed after `expiresAt`. */
+export interface KeptDataDir {
+  path: string;
+  expiresAt: string;
+}
+
 export interface AgentState {
   version: typeof STATE_VERSION;
   /** Server and node the token belongs to; another server or node name drops the token. */
@@ -42,10 +82,36 @@ export interface AgentState {
   finished: string[];
   /** Reports not yet acknowledged by the server. */
   outbox: { seq: number; snapshots: QueuedSnapshot[]; deleted: QueuedDeletion[] };
+  /** The current restore's hold (added after v1: absent in older files). */
+  hold: RestoreHold | null;
+  /** Staged snapshots by operation id. */
+  staged: Record<string, StagedSnapshot>;
+  /** What the transfer endpoint serves, by operation id. */
+  serving: Record<string, ServedSnapshot>;
+  /** Port the transfer endpoint was bound to (reused after a restart when --transfer-listen has port 0). */
+  transferPort: number | null;
+  keptDataDirs: KeptDataDir[];
 }
 
 export function emptyState(): AgentState {
-  return { version: STATE_VERSION, server: null, node: null, nodeId: null, clusterId: null, nodeToken: null, caPem: null, plan: null, tasks: {}, finished: [], outbox: { seq: 0, snapshots: [], deleted: [] } };
+  return {
+    version: STATE_VERSION,
+    server: null,
+    node: null,
+    nodeId: null,
+    clusterId: null,
+    nodeToken: null,
+    caPem: null,
+    plan: null,
+    tasks: {},
+    finished: [],
+    outbox: { seq: 0, snapshots: [], deleted: [] },
+    hold: null,
+    staged: {},
+    serving: {},
+    transferPort: null,
+    keptDataDirs: [],
+  };
 }
 
 /**
@@ -67,7 +133,12 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  const dir = await open(path.dirname(file), 'r');
+  await fsyncDir(path.dirname(file));
+}
+
+/** fsync of a directory, so a rename in it survives a crash. */
+export async function fsyncDir(dirPath: string): Promise<void> {
+  const dir = await open(dirPath, 'r');
   try {
     await dir.sync();
   } finally {
@@ -76,6 +147,25 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
 }
 
 const planValidator = protocolValidator(NodePlanSchema);
+
+type Shape = Record<string, 'string' | 'number' | 'boolean' | 'boolean|null'>;
+/** `v` is an object whose fields have these types (restore records: anything else is dropped). */
+function hasShape<T>(v: unknown, shape: Shape): v is T {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return Object.entries(shape).every(([k, t]) => (t === 'boolean|null' ? o[k] === null || typeof o[k] === 'boolean' : typeof o[k] === t));
+}
+const HOLD: Shape = { operationId: 'string', memberWasRunning: 'boolean', stopHookRan: 'boolean', dataDirExisted: 'boolean|null', memberStarted: 'boolean', since: 'string' };
+const STAGED: Shape = { operationId: 'string', file: 'string', rawSha256: 'string', rawSize: 'number' };
+const SERVED: Shape = { operationId: 'string', file: 'string', size: 'number', tokenSha256: 'string' };
+const KEPT: Shape = { path: 'string', expiresAt: 'string' };
+
+function records<T>(v: unknown, shape: Shape): Record<string, T> {
+  const out: Record<string, T> = {};
+  if (typeof v !== 'object' || v === null) return out;
+  for (const [k, x] of Object.entries(v)) if (hasShape<T>(x, shape)) out[k] = x;
+  return out;
+}
 
 /** Reads a state file leniently: unknown or broken parts are dropped, the rest kept. */
 function revive(raw: unknown): AgentState {
@@ -98,6 +188,11 @@ function revive(raw: unknown): AgentState {
     const maxSeq = Math.max(0, ...s.outbox.snapshots.map((q) => q.seq), ...s.outbox.deleted.map((q) => q.seq));
     s.outbox.seq = Math.max(typeof r.outbox.seq === 'number' ? r.outbox.seq : 0, maxSeq);
   }
+  s.hold = hasShape<RestoreHold>(r.hold, HOLD) ? r.hold : null;
+  s.staged = records<StagedSnapshot>(r.staged, STAGED);
+  s.serving = records<ServedSnapshot>(r.serving, SERVED);
+  s.transferPort = typeof r.transferPort === 'number' && Number.isInteger(r.transferPort) ? r.transferPort : null;
+  s.keptDataDirs = Array.isArray(r.keptDataDirs) ? r.keptDataDirs.filter((k): k is KeptDataDir => hasShape<KeptDataDir>(k, KEPT)) : [];
   return s;
 }
 

@@ -10,9 +10,11 @@ export interface TaskRunnerOptions {
   /** Shared with the recurring schedule: tasks and scheduled snapshots never overlap. */
   mutex: Mutex;
   handlers: TaskHandlers;
-  context: (plan: NodePlan, signal: AbortSignal) => TaskContext;
+  context: (plan: NodePlan, signal: AbortSignal, task: Task) => TaskContext;
   /** A status changed (report soon). */
   onChange: () => void;
+  /** After every task, finished or failed (housekeeping such as the sweep of old data dirs). */
+  afterTask?: () => Promise<void>;
   signal: AbortSignal;
   logger: Logger;
 }
@@ -87,7 +89,7 @@ export class TaskRunner {
     let status: TaskStatus;
     try {
       const handler = this.o.handlers[task.kind] as TaskHandler;
-      const result = await handler(task, this.o.context(plan, signal));
+      const result = await handler(task, this.o.context(plan, signal, task));
       status = { id: task.id, state: 'succeeded', startedAt, finishedAt: new Date().toISOString(), ...(result.message ? { message: result.message.slice(0, 4000) } : {}), ...(result.result ? { result: result.result } : {}) };
     } catch (err) {
       if (signal.aborted) return; // stopped: stays running, runs again after the restart
@@ -101,5 +103,6 @@ export class TaskRunner {
     });
     logger.info({ task: task.id, kind: task.kind, state: status.state, code: status.code, ms: Date.now() - began }, 'task finished');
     this.o.onChange();
+    await this.o.afterTask?.().catch((err: unknown) => logger.warn({ err }, 'housekeeping after a task failed'));
   }
 }

@@ -26,6 +26,10 @@ interface AgentCliOptions {
   etcdCacert?: string;
   etcdCert?: string;
   etcdKey?: string;
+  transferListen?: string;
+  transferUrl?: string;
+  stopHook?: string;
+  startHook?: string;
   reportInterval: string;
   jitter: string;
   retryMax?: string;
@@ -81,6 +85,10 @@ export function agentConfigFromOptions(o: AgentCliOptions): AgentConfigInput {
     etcdCacert: file(o.etcdCacert),
     etcdCert: file(o.etcdCert),
     etcdKey: file(o.etcdKey),
+    transferListen: o.transferListen,
+    transferUrl: o.transferUrl,
+    stopHook: o.stopHook,
+    startHook: o.startHook,
     reportIntervalMs: durationMs('--report-interval', o.reportInterval),
     jitterMs: durationMs('--jitter', o.jitter),
     ...(o.retryMax !== undefined ? { retryMaxMs: durationMs('--retry-max', o.retryMax) } : {}),
@@ -121,7 +129,7 @@ export function agentCommand(): Command {
     .option('--snapshot-dir <dir>', 'local snapshot directory (default <data-dir>/snapshots)')
     .addOption(new Option('--mode <mode>', 'managed: the agent runs etcd; external: it connects to a running etcd').choices(['managed', 'external']).default('managed'))
     .option('--etcd-name <name>', 'etcd member name (default: the node name)')
-    .option('--etcd-data-dir <dir>', 'managed: member data dir (default <data-dir>/etcd)')
+    .option('--etcd-data-dir <dir>', 'member data dir (managed: default <data-dir>/etcd; external: needed by restores)')
     .option('--etcd-client-url <url>', 'client URL the member listens on (default http://127.0.0.1:2379)')
     .option('--etcd-peer-url <url>', 'peer URL of the member (default http://127.0.0.1:2380)')
     .option('--etcd-initial-cluster <list>', 'managed: name=peerURL,… of every member (default: this member alone)')
@@ -134,6 +142,10 @@ export function agentCommand(): Command {
     .addOption(new Option('--etcd-cacert <file>', "etcd TLS: PEM file of the CA that signed etcd's server certificate (default: the system CAs)").env('ETCDCTL_CACERT'))
     .addOption(new Option('--etcd-cert <file>', 'etcd TLS: PEM client certificate, for etcd with --client-cert-auth (with --etcd-key)').env('ETCDCTL_CERT'))
     .addOption(new Option('--etcd-key <file>', 'etcd TLS: PEM private key of --etcd-cert').env('ETCDCTL_KEY'))
+    .option('--transfer-listen <host:port>', 'restores: where this node serves a staged snapshot to the other nodes, HTTPS, only during a restore (default 0.0.0.0:9280; port 0: any)')
+    .option('--transfer-url <url>', 'restores: URL the other nodes download from (default https://<host of --etcd-peer-url>:<port>)')
+    .option('--stop-hook <cmd>', 'restores: shell command run before the etcd member is stopped (e.g. stop kube-apiserver)')
+    .option('--start-hook <cmd>', 'restores: shell command run once the etcd member is back (restored or rolled back)')
     .option('--report-interval <duration>', 'heartbeat report period', '10s')
     .option('--jitter <duration>', 'random delay added to each recurring snapshot (0 for none)', '5s')
     .option('--retry-max <duration>', 'longest wait between retries while the server is unreachable (default 30s)')

@@ -170,6 +170,15 @@ export class EtcdClient {
     return toNumber(res.count);
   }
 
+  /**
+   * etcd's HashKV of the member at `endpoint`: the hash of its MVCC keys up to `revision`
+   * (0: the current one). Members restored from the same snapshot agree at its revision.
+   */
+  async hashKv(endpoint: string, revision = 0): Promise<{ hash: number; compactRevision: number; revision: number }> {
+    const res = await this.call(endpoint, 'hashkv', (etcd) => etcd.maintenance.hashKV({ revision }, deadline(this.requestTimeoutMs)));
+    return { hash: toNumber(res.hash), compactRevision: toNumber(res.compact_revision), revision: toNumber(res.header?.revision) };
+  }
+
   /** The first key in [key, rangeEnd) at `revision`, or undefined. */
   async firstKey(o: { key: Buffer; rangeEnd: Buffer; revision: number; endpoint: string }): Promise<Buffer | undefined> {
     const res = await this.call(o.endpoint, 'range', (etcd) => etcd.kv.range({ key: o.key, range_end: o.rangeEnd, limit: 1, keys_only: true, revision: o.revision }, deadline(this.requestTimeoutMs)));

@@ -1,16 +1,21 @@
-import { EtcdsnapError } from '../../core/errors.js';
 import type { RestoreTaskKind } from '../../core/plans.js';
+import { restoreFinishTask, restoreRollbackTask } from './restore-finish.js';
+import { restoreFetchTask, restorePrepareTask } from './restore-stage.js';
+import { restoreStartTask } from './restore-start.js';
+import { restoreApplyTask, restoreStopTask } from './restore-stop.js';
 import type { TaskHandlers } from './types.js';
 
-const notYet = (kind: RestoreTaskKind) => (): Promise<never> => Promise.reject(new EtcdsnapError('INTERNAL', `This agent cannot run ${kind} tasks yet.`));
-
-/** Restore task handlers (placeholders until the restore executor lands). */
+/**
+ * The agent's side of a whole-cluster restore (see src/core/plans.ts for the order the server
+ * sends them in). Every handler is idempotent: run again after a crash at any point, it
+ * reaches the same end state.
+ */
 export const RESTORE_HANDLERS: Pick<TaskHandlers, RestoreTaskKind> = {
-  'restore-prepare': notYet('restore-prepare'),
-  'restore-fetch': notYet('restore-fetch'),
-  'restore-stop': notYet('restore-stop'),
-  'restore-apply': notYet('restore-apply'),
-  'restore-start': notYet('restore-start'),
-  'restore-finish': notYet('restore-finish'),
-  'restore-rollback': notYet('restore-rollback'),
+  'restore-prepare': restorePrepareTask,
+  'restore-fetch': restoreFetchTask,
+  'restore-stop': restoreStopTask,
+  'restore-apply': restoreApplyTask,
+  'restore-start': restoreStartTask,
+  'restore-finish': restoreFinishTask,
+  'restore-rollback': restoreRollbackTask,
 };
