@@ -22,6 +22,7 @@ import { eventRoutes, EventStreams } from './routes/events.js';
 import { operationRoutes } from './routes/operations.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
+import { installUi } from './routes/ui.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
 const addFormats = addFormatsModule.default ?? addFormatsModule;
@@ -115,6 +116,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     for (const method of ([] as string[]).concat(r.method)) routes.push({ method, url: r.url, auth: (r.config as { auth?: AuthMode } | undefined)?.auth ?? 'admin' });
   });
   installErrorHandling(app);
+  installUi(app);
   installAuth(app, ctx);
   app.addHook('onResponse', async (req, reply) => {
     const quiet = req.method === 'GET' || req.url.startsWith('/api/v1/agent/');
