@@ -116,6 +116,20 @@ export type SnapshotRecord = Static<typeof SnapshotRecordSchema>;
 
 export const SnapshotCreateSchema = Type.Object({ name: Type.Optional(Type.String({ pattern: '^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$' })) }, { additionalProperties: false });
 
+/** `POST /clusters/{id}/restores`: restore the whole cluster to a snapshot (an operation). */
+export const RestoreCreateSchema = Type.Object(
+  {
+    /** Stored name of the snapshot (as listed, with its codec suffix). */
+    snapshot: Type.String({ minLength: 1, maxLength: 255 }),
+    /** `etcd`: data only; `kubernetes-version`: also the cluster's Kubernetes version; `all`: also its cluster config. */
+    mode: Type.Union(RESTORE_MODES.map((m) => Type.Literal(m))),
+    /** Which copy to restore from. Default: the local copy when its node is there, else the S3 copy. */
+    storage: Type.Optional(Type.Union([Type.Literal('local'), Type.Literal('s3')])),
+  },
+  { additionalProperties: false },
+);
+export type RestoreCreate = Static<typeof RestoreCreateSchema>;
+
 export const PHASES = ['Started', 'Shutdown', 'Restore', 'RestartCluster', 'Finished', 'Failed'] as const;
 export type Phase = (typeof PHASES)[number];
 

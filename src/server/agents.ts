@@ -4,6 +4,7 @@ import type { ServerContext } from './context.js';
 import { hashToken, newId, newToken, sameDigest } from './crypto.js';
 import * as repo from './db/clusters.js';
 import type { ClusterRow, NodeRow } from './db/clusters.js';
+import { getOperation } from './db/operations.js';
 import * as snaps from './db/snapshots.js';
 import { deleteTask, listNodeTasks, updateTask } from './db/tasks.js';
 import { applyReportedSnapshots, publishRecords, type RecordChanges } from './records.js';
@@ -125,8 +126,13 @@ export async function applyReport(ctx: ServerContext, node: NodeRow, report: Age
       if (task.state !== status.state || task.message !== (status.message ?? null) || task.result !== result) {
         await updateTask(tx, task.id, { state: status.state, message: status.message ?? null, code: status.code ?? null, started_at: Date.parse(status.startedAt), finished_at: finishedAt, result });
       }
-      if (task.kind === 'delete-snapshots' && (status.state === 'succeeded' || status.state === 'failed')) {
+      const ended = status.state === 'succeeded' || status.state === 'failed';
+      if (task.kind === 'delete-snapshots' && ended) {
         planChanged = (await settleDeleteTask(tx, task.id, status.state === 'succeeded' || status.code === 'SNAPSHOT_NOT_FOUND', status.message, changes)) || planChanged;
+      } else if (task.operation_id !== null && ended && (await getOperation(tx, task.operation_id))?.running_cluster_id === null) {
+        // A task its operation left behind (a failed restore's rollback for a node that was away): done now, out of the plan.
+        await deleteTask(tx, task.id);
+        planChanged = true;
       }
     }
     return { ...node, ...fields } as NodeRow;

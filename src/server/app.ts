@@ -12,6 +12,7 @@ import { installErrorHandling } from './http-errors.js';
 import { NodeWatcher } from './node-watch.js';
 import { ServerMetrics } from './metrics.js';
 import { OperationEngine } from './operations/engine.js';
+import { restoreOperation } from './operations/restore.js';
 import { snapshotOperation } from './operations/snapshot.js';
 import { PlanService } from './plans.js';
 import { S3Reconciler } from './reconcile.js';
@@ -20,6 +21,7 @@ import { agentRoutes } from './routes/agent.js';
 import { clusterRoutes } from './routes/clusters.js';
 import { eventRoutes, EventStreams } from './routes/events.js';
 import { operationRoutes } from './routes/operations.js';
+import { restoreRoutes } from './routes/restores.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { installUi } from './routes/ui.js';
@@ -106,7 +108,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const handle: ServerHandle = Object.assign(partial as typeof partial & { url: string }, {
     metrics: new ServerMetrics(get),
     plans: new PlanService(partial),
-    engine: new OperationEngine(get).register(snapshotOperation),
+    engine: new OperationEngine(get).register(snapshotOperation).register(restoreOperation),
     reconciler: new S3Reconciler(get),
   });
   const ctx: ServerContext = handle;
@@ -141,6 +143,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   clusterRoutes(app, ctx);
   snapshotRoutes(app, ctx);
   operationRoutes(app, ctx);
+  restoreRoutes(app, ctx);
   eventRoutes(app, ctx, streams);
   agentRoutes(app, ctx);
 

@@ -40,6 +40,10 @@ export const ServerConfigSchema = Type.Object(
     failedRecordTtlMs: Type.Integer({ minimum: 1000, default: 86_400_000 }),
     /** Comment line on idle event streams. Default 15 s. */
     sseHeartbeatMs: Type.Integer({ minimum: 10, default: 15_000 }),
+    /** Restores: days the agents keep each member's old data dir after a restore finished (0: removed at once). Default 0. */
+    restoreKeepOldDataDays: Type.Integer({ minimum: 0, maximum: 365, default: 0 }),
+    /** Restores: how long a member may take to become healthy after a restore or a rollback. Default 180 s. */
+    restoreStartTimeoutMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 180_000 }),
     /** Largest request body. Default 16 MiB (reports may carry 1000 snapshot metadata documents). */
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
   },

@@ -184,6 +184,14 @@ export function fakeMetadata(p: { name: string; node: string; clusterId: string;
   };
 }
 
+/** A task status a scripted agent reports (see SimAgent.answer). */
+export interface SimAnswer {
+  state: TaskStatus['state'];
+  message?: string;
+  code?: string;
+  result?: TaskStatus['result'];
+}
+
 export interface SimAgentOptions {
   registrationToken: string;
   node: string;
@@ -249,11 +257,36 @@ export class SimAgent {
     return res;
   }
 
-  /** Sets a task's status (reported by the next report). */
-  setTask(id: string, state: TaskStatus['state'], message?: string, code?: string): void {
+  /** Sets a task's status (reported by the next report); `result` for restore tasks (see their Result types). */
+  setTask(id: string, state: TaskStatus['state'], message?: string, code?: string, result?: TaskStatus['result']): void {
     const old = this.tasks.get(id);
     const now = new Date().toISOString();
-    this.tasks.set(id, { id, state, startedAt: old?.startedAt ?? now, ...(state !== 'running' ? { finishedAt: now } : {}), ...(message ? { message } : {}), ...(code ? { code } : {}) });
+    this.tasks.set(id, {
+      id,
+      state,
+      startedAt: old?.startedAt ?? now,
+      ...(state !== 'running' ? { finishedAt: now } : {}),
+      ...(message ? { message } : {}),
+      ...(code ? { code } : {}),
+      ...(result ? { result } : {}),
+    });
+  }
+
+  /**
+   * One round of a scripted agent: fetch the plan, give every task that has no final status to
+   * `answer` (its new status, or undefined to leave it as it is), report. Returns the plan's tasks.
+   */
+  async answer(answer: (task: Task, current: TaskStatus | undefined) => SimAnswer | undefined): Promise<Task[]> {
+    await this.poll(0, null);
+    this.applied = this.plan?.planId ?? null;
+    for (const task of this.plan?.tasks ?? []) {
+      const current = this.tasks.get(task.id);
+      if (current && current.state !== 'running') continue;
+      const a = answer(task, current);
+      if (a) this.setTask(task.id, a.state, a.message, a.code, a.result);
+    }
+    await this.report();
+    return this.plan?.tasks ?? [];
   }
 
   async report(extra: { snapshots?: SnapshotReport[]; deleted?: string[]; nextScheduledAt?: string | null } = {}): Promise<HttpResult<{ planId: string }>> {
