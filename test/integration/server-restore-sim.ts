@@ -56,6 +56,8 @@ export interface SimCluster {
   agent(node: string): SimAgent;
   /** One round: every agent answers its plan's tasks by `script`. */
   round(script?: Script): Promise<void>;
+  /** Nodes whose agents are away: they neither poll nor report in rounds. */
+  away: Set<string>;
   op(id: string): Promise<Operation>;
   /** Rounds until `ok` holds for the operation. */
   until(id: string, what: string, ok: (op: Operation) => boolean, script?: Script, timeoutMs?: number): Promise<Operation>;
@@ -85,9 +87,11 @@ export async function simCluster(server: () => TestServer, nodes = ['n1', 'n2', 
     name,
     agents,
     seen,
+    away: new Set(),
     agent: (node) => agents.find((a) => a.node === node) as SimAgent,
     async round(script = success) {
       for (const a of agents) {
+        if (sim.away.has(a.node)) continue;
         a.useServer(server());
         await a.answer((task, current) => {
           const key = `${a.node} ${task.kind}`;
