@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what etcdsnap needs on Debian 12 with Node 20, then builds it. Safe to run twice:
 # each step is skipped when its result is already there.
-#   scripts/setup.sh            npm packages, etcd-server/etcd-client, openssl, build
-#   scripts/setup.sh --browser  also Debian's chromium (for browser tests)
+#   scripts/setup.sh            npm packages, etcd-server/etcd-client, openssl, build (tsc, web UI)
+#   scripts/setup.sh --browser  also Debian's chromium (for the web UI's browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,4 +49,17 @@ fi
 
 say "build (tsc)"
 npx tsc -p tsconfig.json
+
+# Web UI (Vite → dist/ui, served by the server at /): rebuilt only when its sources, the
+# src/core files it bundles, or the lock file changed (names and contents hashed).
+ui_stamp=dist/ui/.build-stamp
+ui_sum=$(find ui src/core package-lock.json -type f ! -name '*.test.ts' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+if [ -f dist/ui/index.html ] && [ -f "$ui_stamp" ] && [ "$(cat "$ui_stamp")" = "$ui_sum" ]; then
+  say "web UI up to date"
+else
+  say "build web UI (vite)"
+  npx tsc -p ui/tsconfig.json
+  npx vite build --config ui/vite.config.ts --logLevel warn
+  echo "$ui_sum" > "$ui_stamp"
+fi
 say "ready: $(node bin/etcdsnap.js --version) with $(etcd --version | head -1)"

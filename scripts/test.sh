@@ -3,7 +3,8 @@
 # then every unit, contract and integration test with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "$@"
+# --browser: Debian's chromium for the web UI's end-to-end tests (test/e2e/ui.test.ts).
+bash scripts/setup.sh --browser "$@"
 echo "[test] lint (eslint)"
 npx eslint --max-warnings=0 .
 echo "[test] node --test"

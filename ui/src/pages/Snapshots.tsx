@@ -102,7 +102,7 @@ export function SnapshotsTab({ s }: { s: ClusterState }): JSX.Element {
             <tbody>
               {rows.map((r) => (
                 <tr key={r.id} data-record={r.id} data-name={r.name} data-storage={r.storage}>
-                  <td>
+                  <td data-label="State">
                     {deleting[r.id] ? (
                       <span class="badge warn">deleting</span>
                     ) : (
@@ -111,7 +111,7 @@ export function SnapshotsTab({ s }: { s: ClusterState }): JSX.Element {
                       </span>
                     )}
                   </td>
-                  <td class="name">
+                  <td class="name" data-label="Name">
                     {r.name}
                     {r.state === 'failed' && r.message && (
                       <small class="bad-text block">
@@ -119,14 +119,15 @@ export function SnapshotsTab({ s }: { s: ClusterState }): JSX.Element {
                       </small>
                     )}
                   </td>
-                  <td>{r.node}</td>
-                  <td title={r.location}>{r.storage === 's3' ? 'S3' : 'local'}</td>
-                  <td class="num">{size(r.size)}</td>
-                  <td>
+                  <td data-label="Node">{r.node}</td>
+                  <td data-label="Location" title={r.location}>{r.storage === 's3' ? 'S3' : 'local'}</td>
+                  <td class="num" data-label="Size">{size(r.size)}</td>
+                  <td data-label="Created">
                     <Time iso={r.createdAt} />
                   </td>
-                  <td>{r.restoreModes.length ? r.restoreModes.map((m) => MODE_WORDS[m] ?? m).join('; ') : '—'}</td>
+                  <td data-label="Restore modes">{r.restoreModes.length ? r.restoreModes.map((m) => MODE_WORDS[m] ?? m).join('; ') : '—'}</td>
                   <td class="actions">
+                    <div class="actions">
                     <button type="button" disabled={r.restoreModes.length === 0} aria-label={`Restore ${r.name}`} onClick={() => setAction({ kind: 'restore', record: r })}>
                       Restore
                     </button>
@@ -136,6 +137,7 @@ export function SnapshotsTab({ s }: { s: ClusterState }): JSX.Element {
                     <button type="button" class="danger" disabled={deleting[r.id] !== undefined} aria-label={`Delete ${r.name}`} onClick={() => setAction({ kind: 'delete', record: r })}>
                       Delete
                     </button>
+                    </div>
                   </td>
                 </tr>
               ))}

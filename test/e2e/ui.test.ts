@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { access, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Cluster, SnapshotRecord } from '../../src/core/api.js';
+import { fillKubernetesLike, keyCountsByResource, tempDir } from '../harness/index.js';
+import { collectErrors, launchChromium, newPage, screenshot, SCREENSHOTS } from '../harness/browser.js';
+import { startStack, type Stack } from '../harness/stack.js';
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/**
+ * The web UI in Debian's chromium against real processes: `etcdsnap server` (serving the built
+ * UI), three agents and their etcd members. Screenshots: test-output/screenshots/ui-*.png.
+ */
+describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
+  let dir: string;
+  let stack: Stack;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let errors: string[];
+
+  const json = async <T>(args: string[]): Promise<T> => {
+    const r = await stack.cli([...args, '-o', 'json']);
+    assert.equal(r.code, 0, `etcdsnap ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  const cluster = (): Promise<Cluster> => json<Cluster[]>(['cluster', 'ls']).then((l) => l.find((c) => c.name === 'prod') as Cluster);
+  const records = (): Promise<SnapshotRecord[]> => json<SnapshotRecord[]>(['snapshot', 'ls', 'prod']);
+
+  before(async () => {
+    await access(join(process.cwd(), 'dist', 'ui', 'index.html')).catch(() => {
+      throw new Error('The web UI is not built: run scripts/setup.sh (or npm run build:ui) first.');
+    });
+    dir = await tempDir('etcdsnap-ui-e2e-');
+    stack = await startStack({ dir, nodes: 3 });
+    await stack.join('prod', ['--kubernetes-version', 'v1.30.4+rke2r1', '--no-enabled']);
+    await until('3 healthy nodes', async () => (await cluster()).nodes.healthy === 3, 60_000);
+    await fillKubernetesLike(stack.nodes.map((n) => n.clientUrl), { totalBytes: 512 * 1024 });
+    browser = await launchChromium();
+    ({ context, page } = await newPage(browser));
+    errors = collectErrors(page);
+  });
+  after(async () => {
+    await context?.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('sign in: a wrong token is refused with a message, the admin token opens the clusters list', async () => {
+    await page.goto(`${stack.url}/`);
+    await page.getByLabel('Admin token').fill('esa_not-the-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const err = page.locator('#token-error');
+    await err.waitFor();
+    assert.match(await err.innerText(), /refused/);
+    await screenshot(page, '01-signin-error');
+    await page.getByLabel('Admin token').fill(stack.adminToken);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const row = page.locator('tr[data-cluster="prod"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /v1\.30\.4\+rke2r1/);
+    await until('3/3 healthy on the page', async () => /3\/3 healthy/.test(await row.innerText()));
+    // (Page-side code as strings: the test tsconfig has no DOM types.)
+    assert.equal(await page.evaluate('sessionStorage.length'), 1, 'the token is kept in sessionStorage');
+    assert.equal(await page.evaluate('localStorage.length'), 0, 'nothing in localStorage');
+    await screenshot(page, '02-clusters');
+  });
+
+  it('settings: an invalid cron is explained inline and not saved; a valid one is previewed and saved', async () => {
+    await page.locator('tr[data-cluster="prod"] a').click();
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const schedule = page.getByLabel('Schedule', { exact: true });
+    await schedule.fill('61 * * * *');
+    const preview = page.getByTestId('schedule-preview');
+    await until('the inline error', async () => /Invalid schedule/.test(await preview.innerText()));
+    assert.equal(await schedule.getAttribute('aria-invalid'), 'true');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    assert.match(await preview.innerText(), /Invalid schedule "61 \* \* \* \*"/);
+    await screenshot(page, '03-settings-invalid');
+    assert.equal((await cluster()).policy.schedule, '0 */5 * * *', 'nothing was saved');
+
+    await schedule.fill('0 */6 * * *');
+    await until('the preview', async () => /Next: /.test(await preview.innerText()));
+    const text = await preview.innerText();
+    assert.equal(text.split(' · ').length, 3, `three next runs: ${text}`);
+    await page.getByLabel('Local snapshots kept per node').fill('7');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    const saved = await cluster();
+    assert.equal(saved.policy.schedule, '0 */6 * * *');
+    assert.equal(saved.policy.retention, 7);
+    assert.equal(saved.policy.enabled, false, 'fields left alone keep their value');
+    await screenshot(page, '04-settings-saved');
+  });
+
+  it('Snapshot now: the operation goes through its phases live, then a row per node appears', async () => {
+    await page.getByRole('link', { name: 'Snapshots' }).click();
+    const button = page.getByRole('button', { name: 'Snapshot now' });
+    await until('Snapshot now enabled', () => button.isEnabled());
+    // Collect every phase the page shows (from the event stream), from the click on.
+    await page.evaluate(`(() => {
+      const seen = (window.seenPhases = []);
+      const note = () => {
+        const p = document.querySelector('section.panel [data-operation]')?.getAttribute('data-phase');
+        if (p && seen[seen.length - 1] !== p) seen.push(p);
+      };
+      new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-phase'] });
+    })()`);
+    await button.click();
+    await page.waitForSelector('section.panel [data-operation][data-phase="Finished"]', { timeout: 60_000 });
+    const seen = (await page.evaluate('window.seenPhases')) as string[];
+    assert.equal(seen[0], 'Started', `phases seen: ${seen.join(' → ')}`);
+    assert.equal(seen[seen.length - 1], 'Finished', `phases seen: ${seen.join(' → ')}`);
+    assert.ok(seen.every((p) => ['Started', 'RestartCluster', 'Finished'].includes(p)), seen.join(' → '));
+    assert.equal(await page.locator('section.panel .stepper .step.done').count(), 3);
+    await until('a row per node', async () => (await page.locator('tr[data-name^="on-demand-"]').count()) === 3);
+    const nodes = await page.locator('tr[data-name^="on-demand-"] td:nth-child(3)').allInnerTexts();
+    assert.deepEqual(nodes.sort(), ['node-1', 'node-2', 'node-3']);
+    await screenshot(page, '05-snapshots');
+  });
+
+  it('search and the location filter narrow the list', async () => {
+    await page.getByLabel('Search').fill('node-2');
+    assert.equal(await page.locator('tbody tr[data-name]').count(), 1);
+    await page.getByLabel('Search').fill('');
+    await page.getByLabel('Location').selectOption('s3');
+    await page.getByText('No snapshot matches.').waitFor();
+    await page.getByLabel('Location').selectOption('all');
+    assert.equal(await page.locator('tbody tr[data-name]').count(), 3);
+  });
+
+  it('Inspect shows the metadata and the keys per resource', async () => {
+    const counts = await keyCountsByResource(stack.nodes[0]!.clientUrl);
+    const [top, n] = Object.entries(counts.byResource).sort((a, b) => b[1] - a[1])[0]!;
+    const row = page.locator('tr[data-name^="on-demand-node-1-"]');
+    await row.getByRole('button', { name: /^Inspect/ }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    const text = await dialog.innerText();
+    assert.match(text, /Kubernetes version\s+v1\.30\.4\+rke2r1/);
+    assert.match(text, /etcd version\s+3\./);
+    assert.match(text, /sha256 \(stored\)\s+[0-9a-f]{64}/);
+    assert.match(text, new RegExp(`Content: ${counts.keys} keys`));
+    assert.equal(await dialog.locator('table.summary tr', { has: page.locator(`th:text-is("${top}")`) }).locator('td').innerText(), String(n));
+    await screenshot(page, '06-inspect');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+  });
+
+  it('Delete asks first, then the node deletes the file and the row goes', async () => {
+    const victim = (await records()).find((r) => r.node === 'node-3' && r.name.startsWith('on-demand-')) as SnapshotRecord;
+    const row = page.locator(`tr[data-record="${victim.id}"]`);
+    await row.getByRole('button', { name: /^Delete/ }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete snapshot' });
+    assert.match(await dialog.innerText(), new RegExp(victim.name.replace(/\./g, '\\.')));
+    await screenshot(page, '07-delete-confirm');
+    await dialog.getByRole('button', { name: 'Delete snapshot' }).click();
+    await row.waitFor({ state: 'detached', timeout: 30_000 });
+    const files = await readdir(stack.nodes[2]!.snapshotDir);
+    assert.ok(!files.includes(victim.name), `${victim.name} still on node-3`);
+    assert.ok(!(await records()).some((r) => r.id === victim.id));
+  });
+
+  it('Nodes tab: member, health, etcd version, DB size, last seen, agent version', async () => {
+    await page.getByRole('link', { name: 'Nodes' }).click();
+    await page.locator('table.nodes tr[data-node="node-3"]').waitFor();
+    for (const name of ['node-1', 'node-2', 'node-3']) {
+      const cells = await page.locator(`table.nodes tr[data-node="${name}"] > *`).allInnerTexts();
+      assert.equal(cells[0], name);
+      assert.equal(cells[1], name, 'member name');
+      assert.equal(cells[2], 'healthy');
+      assert.match(cells[3] ?? '', /^3\.\d+\.\d+/);
+      assert.match(cells[4] ?? '', /(KiB|MiB)$/);
+      assert.match(cells[5] ?? '', /ago|just now/);
+      assert.match(cells[6] ?? '', /\d+\.\d+\.\d+ \(managed\)/);
+    }
+    await screenshot(page, '08-nodes');
+  });
+
+  it('Operations tab lists history; an operation opens in its own view', async () => {
+    await page.getByRole('link', { name: 'Operations' }).click();
+    const first = page.locator('table.operations tbody tr').first();
+    await first.waitFor();
+    assert.match(await first.innerText(), /one-time snapshot\s+Finished/);
+    await screenshot(page, '09-operations');
+    await first.locator('a').click();
+    await page.waitForURL(/\/operations\//);
+    await page.locator('[data-operation][data-phase="Finished"]').waitFor();
+    assert.equal(await page.locator('table.steps tbody tr').count(), 3);
+    await screenshot(page, '10-operation');
+  });
+
+  it('a reload on a client route keeps the page (server SPA fallback; the token survives in the tab)', async () => {
+    await page.goto(`${stack.url}/clusters/prod/nodes`);
+    await page.locator('table.nodes tr[data-node="node-1"]').waitFor();
+  });
+
+  it('a narrow window (390 px) still shows the snapshots and their actions', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${stack.url}/clusters/prod`);
+    const restore = page.locator('tr[data-name^="on-demand-node-1-"]').getByRole('button', { name: /^Restore/ });
+    await restore.scrollIntoViewIfNeeded();
+    assert.ok(await restore.isVisible());
+    assert.ok(await page.getByRole('button', { name: 'Snapshot now' }).isVisible());
+    await screenshot(page, '11-narrow');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('the app logged no error', () => {
+    // Refused requests (the wrong token) are logged by the browser itself; anything else is ours.
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource: the server responded with a status of 401/.test(e)), [], `screenshots in ${SCREENSHOTS}`);
+  });
+});
