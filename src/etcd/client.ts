@@ -7,7 +7,7 @@
  * configured endpoints in order, starting with the last one that answered.
  */
 import type { Readable } from 'node:stream';
-import type { Etcd3, IRangeRequest } from 'etcd3';
+import type { Etcd3, IHashKVResponse, IRangeRequest } from 'etcd3';
 import { EtcdsnapError, isEtcdsnapError } from '../core/errors.js';
 import { checkEtcdTls, deadline, type EtcdTls, hexId, prefixRangeEnd, singleEndpointClient, toNumber, validateEndpoint } from './endpoint.js';
 import { isUnreachable, toEtcdError } from './errors.js';
@@ -175,7 +175,12 @@ export class EtcdClient {
    * (0: the current one). Members restored from the same snapshot agree at its revision.
    */
   async hashKv(endpoint: string, revision = 0): Promise<{ hash: number; compactRevision: number; revision: number }> {
-    const res = await this.call(endpoint, 'hashkv', (etcd) => etcd.maintenance.hashKV({ revision }, deadline(this.requestTimeoutMs)));
+    // etcd3's maintenance.hashKV asks grpc for `hashKV`, but the loaded service names it
+    // `HashKV` (and `hashKv`): call the connection pool with the proto's own method name.
+    const res = await this.call(endpoint, 'hashkv', (etcd) => {
+      const pool = (etcd.maintenance as unknown as { client: { exec(service: string, method: string, req: unknown, options: unknown): Promise<IHashKVResponse> } }).client;
+      return pool.exec('Maintenance', 'HashKV', { revision }, deadline(this.requestTimeoutMs));
+    });
     return { hash: toNumber(res.hash), compactRevision: toNumber(res.compact_revision), revision: toNumber(res.header?.revision) };
   }
 

@@ -1,0 +1,170 @@
+/**
+ * Nodes for restore tests without a control plane: each has what an agent gives a task (its
+ * config, state file, managed etcd member of one shared cluster, snapshot dir, transfer
+ * endpoint on 127.0.0.1:0) and runs restore tasks through the real handlers with a real
+ * TaskContext. Members still running when the process exits are killed.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from '../../src/agent/config.js';
+import { ManagedMember } from '../../src/agent/member.js';
+import { SnapshotWorker } from '../../src/agent/snapshots.js';
+import { StateStore } from '../../src/agent/state.js';
+import { RESTORE_HANDLERS } from '../../src/agent/tasks/restore.js';
+import type { TaskContext, TaskHandler, TaskResult } from '../../src/agent/tasks/types.js';
+import { TransferService } from '../../src/agent/transfer.js';
+import { createLogger, type Logger } from '../../src/core/log.js';
+import { PROTOCOL_VERSION, type NodePlan, type Task } from '../../src/core/plans.js';
+import { waitHealthy } from '../../src/etcd/wait.js';
+import { LocalTarget } from '../../src/storage/local.js';
+import { freePort, tempDir } from './net.js';
+
+const live = new Set<ManagedMember>();
+let netInstalled = false;
+function installSafetyNet(): void {
+  if (netInstalled) return;
+  netInstalled = true;
+  process.on('exit', () => {
+    for (const m of live) {
+      try {
+        if (m.process) process.kill(m.process.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+}
+
+export interface RestoreNode {
+  name: string;
+  config: AgentConfig;
+  state: StateStore;
+  member: ManagedMember;
+  local: LocalTarget;
+  snapshots: SnapshotWorker;
+  transfer: TransferService;
+  /** Progress messages of the tasks run, in order. */
+  progress: string[];
+  context(plan?: NodePlan): TaskContext;
+  /** Runs a restore task with the real handler. */
+  run(task: Task): Promise<TaskResult>;
+  /** Stops the member and the endpoint and flushes the state (as an agent that stopped). */
+  release(): Promise<void>;
+}
+
+export interface RestoreNodes {
+  root: string;
+  nodes: RestoreNode[];
+  endpoints: string[];
+  /** `name=peerUrl,…` of every node. */
+  initialCluster: string;
+  plan: NodePlan;
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const restoreTestLogger = (): Logger => createLogger(process.env.AGENT_TEST_LOG ?? 'silent', 'restore-test');
+
+/** n nodes with managed members of one new cluster, started and healthy. */
+export async function restoreNodes(n: number, extra: Partial<AgentConfigInput> | ((name: string) => Partial<AgentConfigInput>) = {}, server = 'http://127.0.0.1:9'): Promise<RestoreNodes> {
+  installSafetyNet();
+  const root = await tempDir('etcdsnap-restore-');
+  const names = Array.from({ length: n }, (_, i) => `node-${i + 1}`);
+  const ports: Array<{ client: number; peer: number }> = [];
+  for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  const initialCluster = names.map((name, i) => `${name}=http://127.0.0.1:${ports[i]!.peer}`).join(',');
+  const logger = restoreTestLogger();
+  const plan: NodePlan = {
+    apiVersion: PROTOCOL_VERSION,
+    planId: 'p1',
+    node: names[0]!,
+    cluster: { id: 'c-restore', name: 'restore-test' },
+    kubernetesVersion: 'v1.30.4+rke2r1',
+    clusterConfig: 'cni: canal\n',
+    policy: { enabled: false, schedule: '0 */5 * * *', retention: 5, compression: 'zstd', s3: null },
+    tasks: [],
+  };
+  const signal = new AbortController().signal;
+  const nodes: RestoreNode[] = [];
+  for (const [i, name] of names.entries()) {
+    const config = parseAgentConfig({
+      server,
+      registrationToken: 'r'.repeat(32),
+      nodeName: name,
+      dataDir: join(root, name),
+      etcdClientUrl: `http://127.0.0.1:${ports[i]!.client}`,
+      etcdPeerUrl: `http://127.0.0.1:${ports[i]!.peer}`,
+      etcdInitialCluster: initialCluster,
+      etcdInitialClusterToken: `restore-test-${root.slice(-6).toLowerCase()}`,
+      transferListen: '127.0.0.1:0',
+      retryInitialMs: 100,
+      retryMaxMs: 1000,
+      jitterMs: 0,
+      ...(typeof extra === 'function' ? extra(name) : extra),
+    });
+    const state = await StateStore.open(config.dataDir, { server: config.server, node: name });
+    const member = new ManagedMember(config, logger);
+    live.add(member);
+    const local = new LocalTarget({ dir: config.snapshotDir });
+    const snapshots = new SnapshotWorker({ node: name, local, member, logger });
+    const transfer = new TransferService(config, state, logger);
+    const progress: string[] = [];
+    const node: RestoreNode = {
+      name,
+      config,
+      state,
+      member,
+      local,
+      snapshots,
+      transfer,
+      progress,
+      context: (p = plan) => ({
+        plan: { ...p, node: name },
+        node: name,
+        local,
+        member,
+        snapshots,
+        logger,
+        signal,
+        record: () => Promise.resolve(),
+        config,
+        state,
+        transfer,
+        progress: (m) => progress.push(m),
+      }),
+      run: (task) => (RESTORE_HANDLERS[task.kind as keyof typeof RESTORE_HANDLERS] as TaskHandler)(task, node.context()),
+      async release() {
+        await member.stop();
+        await transfer.close();
+        snapshots.close();
+        await state.flush();
+      },
+    };
+    nodes.push(node);
+  }
+  await Promise.all(nodes.map((x) => mkdir(x.config.snapshotDir, { recursive: true })));
+  await Promise.all(nodes.map((x) => x.member.start()));
+  const endpoints = nodes.map((x) => x.config.etcdClientUrl);
+  const out: RestoreNodes = {
+    root,
+    nodes,
+    endpoints,
+    initialCluster,
+    plan,
+    async waitHealthy(timeoutMs = 30_000) {
+      await waitHealthy(endpoints, timeoutMs);
+    },
+    async close() {
+      await Promise.all(nodes.map((x) => x.release()));
+      for (const x of nodes) live.delete(x.member);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+  try {
+    await out.waitHealthy();
+  } catch (err) {
+    await out.close();
+    throw err;
+  }
+  return out;
+}
