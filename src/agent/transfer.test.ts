@@ -190,6 +190,33 @@ describe('restore transfer endpoint and pinned download', () => {
     assert.equal(past, 416);
   });
 
+  it('an agent restarted while serving listens again, on the port it had (port 0 configured)', async () => {
+    const { parseAgentConfig } = await import('./config.js');
+    const { StateStore } = await import('./state.js');
+    const { TransferService } = await import('./transfer.js');
+    const dataDir = join(dir, 'agent');
+    const config = parseAgentConfig({ server: 'http://127.0.0.1:1', registrationToken: 'r'.repeat(32), nodeName: 'node-1', dataDir, transferListen: '127.0.0.1:0', etcdPeerUrl: 'http://127.0.0.1:2380' });
+    const state = await StateStore.open(dataDir, { server: config.server, node: 'node-1' });
+    const first = new TransferService(config, state, logger);
+    const served = await first.serve('op9', file(), body.length, token);
+    const port = first.server.port;
+    assert.equal(served.url, `https://127.0.0.1:${port}`);
+    await first.close(); // the agent stops; the state still says it serves op9
+    const again = new TransferService(config, await StateStore.open(dataDir, { server: config.server, node: 'node-1' }), logger);
+    try {
+      await again.resume();
+      assert.equal(again.server.port, port);
+      assert.equal((await again.certificate()).certSha256, served.certSha256);
+      await downloadSnapshot(opts({ url: served.url, operationId: 'op9', certSha256: served.certSha256 }));
+      assert.ok((await readFile(opts().dest)).equals(body));
+      await rm(opts().dest);
+      await again.unserve('op9');
+      assert.equal(again.server.listening, false);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('nobody listening: retried, then TRANSFER_FAILED naming the node and URL', async () => {
     const closed = new TransferServer({ host: '127.0.0.1', port: 0, tls: async () => tls, logger });
     const port = await closed.serve({ operationId: 'op1', file: file(), size: body.length, tokenSha256: tokenDigest(token) });
