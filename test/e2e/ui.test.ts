@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Cluster, SnapshotRecord } from '../../src/core/api.js';
-import { fillKubernetesLike, keyCountsByResource, tempDir } from '../harness/index.js';
+import { dumpAll, fillKubernetesLike, keyCountsByResource, tempDir, type Dump } from '../harness/index.js';
+import { assertSameData, dumpMembers, mutate } from '../harness/restore-e2e.js';
 import { collectErrors, launchChromium, newPage, screenshot, SCREENSHOTS } from '../harness/browser.js';
 import { startStack, type Stack } from '../harness/stack.js';
 
@@ -34,6 +35,8 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
   let context: BrowserContext;
   let page: Page;
   let errors: string[];
+  /** etcd's keyspace when the one-time snapshot was taken (what a restore brings back). */
+  let atSnapshot: Dump;
 
   const json = async <T>(args: string[]): Promise<T> => {
     const r = await stack.cli([...args, '-o', 'json']);
@@ -125,6 +128,7 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
     })()`);
     await button.click();
     await page.waitForSelector('section.panel [data-operation][data-phase="Finished"]', { timeout: 60_000 });
+    atSnapshot = await dumpAll(stack.nodes[0]!.clientUrl);
     const seen = (await page.evaluate('window.seenPhases')) as string[];
     assert.equal(seen[0], 'Started', `phases seen: ${seen.join(' → ')}`);
     assert.equal(seen[seen.length - 1], 'Finished', `phases seen: ${seen.join(' → ')}`);
@@ -205,6 +209,89 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
     await page.locator('[data-operation][data-phase="Finished"]').waitFor();
     assert.equal(await page.locator('table.steps tbody tr').count(), 3);
     await screenshot(page, '10-operation');
+  });
+
+  /** Records every phase shown by the operation on screen (cluster panel or operation page). */
+  const watchPhases = (): Promise<unknown> =>
+    page.evaluate(`(() => {
+      const seen = (window.seenPhases = []);
+      const note = () => {
+        const p = document.querySelector('main .operation[data-phase]')?.getAttribute('data-phase');
+        if (p && seen[seen.length - 1] !== p) seen.push(p);
+      };
+      new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-phase'] });
+      note();
+    })()`);
+  const seenPhases = async (): Promise<string[]> => (await page.evaluate('window.seenPhases')) as string[];
+  const healthy = (): Promise<boolean> => cluster().then((c) => c.nodes.healthy === 3 && c.runningOperationId === null);
+
+  /** Opens the restore dialog of node-1's on-demand snapshot, keeps "etcd only", confirms with the name. */
+  const startRestoreFromUi = async (shot?: string): Promise<void> => {
+    await page.goto(`${stack.url}/clusters/prod`);
+    await until('Snapshot now enabled (cluster healthy, idle)', () => page.getByRole('button', { name: 'Snapshot now' }).isEnabled(), 60_000);
+    await page.locator('tr[data-name^="on-demand-node-1-"]').getByRole('button', { name: /^Restore/ }).click();
+    const dialog = page.getByRole('dialog', { name: 'Restore prod' });
+    await dialog.waitFor();
+    const radios = dialog.getByRole('radio');
+    assert.equal(await radios.count(), 2, 'the snapshot has a version but no config: two modes');
+    assert.ok(await dialog.getByRole('radio', { name: /^etcd only/ }).isChecked(), 'etcd only by default');
+    assert.ok(await dialog.getByRole('radio', { name: /^etcd and Kubernetes version/ }).isVisible());
+    const changes = await dialog.getByTestId('restore-changes').innerText();
+    assert.match(changes, /Kubernetes version: stays v1\.30\.4\+rke2r1/);
+    assert.match(changes, /Cluster config: stays as it is/);
+    const submit = dialog.getByRole('button', { name: 'Restore etcd only' });
+    assert.ok(await submit.isDisabled(), 'disabled until the name is typed');
+    await dialog.getByLabel(/Type the cluster name/).fill('pro');
+    assert.ok(await submit.isDisabled());
+    await dialog.getByLabel(/Type the cluster name/).fill('prod');
+    assert.ok(await submit.isEnabled());
+    if (shot) await screenshot(page, shot);
+    await watchPhases();
+    await submit.click();
+    await page.waitForURL(/\/operations\//);
+  };
+
+  it('restore "etcd only" from the dialog: the stepper goes live through every phase to Finished, and the data is back', async () => {
+    await mutate(stack.nodes.map((n) => n.clientUrl), 'ui-after-snapshot');
+    await startRestoreFromUi('12-restore-dialog');
+    await page.waitForSelector('main .operation[data-phase="Finished"]', { timeout: 180_000 });
+    const seen = await seenPhases();
+    const order = ['Started', 'Shutdown', 'Restore', 'RestartCluster', 'Finished'];
+    assert.deepEqual(seen.filter((p) => order.includes(p)), seen, `phases seen: ${seen.join(' → ')}`);
+    assert.deepEqual([...seen].sort((a, b) => order.indexOf(a) - order.indexOf(b)), seen, `in order: ${seen.join(' → ')}`);
+    assert.ok(seen.length >= 3 && seen.includes('Restore'), `phases seen live: ${seen.join(' → ')}`);
+    assert.equal(await page.locator('main .stepper .step.done').count(), 5);
+    await screenshot(page, '13-restore-finished');
+    await until('healthy and idle after the restore', healthy, 120_000);
+    assertSameData(await dumpMembers(stack), atSnapshot, 'after the restore from the UI');
+  });
+
+  it('a restore that fails (a corrupted copy on node-3) shows Failed, the node and "rolled back"; the data is as before', async () => {
+    const restartAgent = async (i: number, args: string[]): Promise<void> => {
+      await stack.stopAgent(i);
+      (stack.nodes[i] as { extraArgs: string[] }).extraArgs = args;
+      await stack.startAgent(i);
+      await until('3 healthy nodes', healthy, 120_000);
+    };
+    // node-3's stop hook flips bytes of its staged copy: the restore fails after Shutdown.
+    const staged = join(stack.nodes[2]!.dataDir, 'restores');
+    await restartAgent(2, ['--stop-hook', `for f in ${staged}/*/snapshot.db; do printf 'CORRUPTCORRUPT' | dd of="$f" bs=1 seek=4096 conv=notrunc 2>/dev/null; done`]);
+    try {
+      await mutate(stack.nodes.map((n) => n.clientUrl), 'ui-before-failed-restore');
+      const before = await dumpAll(stack.nodes[0]!.clientUrl);
+      await startRestoreFromUi();
+      await page.waitForSelector('main .operation[data-phase="Failed"]', { timeout: 180_000 });
+      const failure = await page.locator('main .failure').innerText();
+      assert.match(failure, /Failed on node-3/);
+      assert.match(failure, /Rolled back/);
+      assert.equal(await page.locator('main .stepper .step[data-phase="Failed"]').count(), 1);
+      assert.equal(await page.locator('main .stepper .step.failed').count(), 2, 'the phase it failed in, and Failed');
+      await screenshot(page, '14-restore-failed');
+      await until('healthy and idle after the rollback', healthy, 120_000);
+      assertSameData(await dumpMembers(stack), before, 'after the failed restore (rolled back)');
+    } finally {
+      await restartAgent(2, []);
+    }
   });
 
   it('a reload on a client route keeps the page (server SPA fallback; the token survives in the tab)', async () => {

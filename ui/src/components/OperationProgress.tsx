@@ -89,7 +89,11 @@ export function OperationProgress({ op, compact }: { op: Operation; compact?: bo
           )}
         </div>
       )}
-      {!op.failure && op.message && <p class="muted">{op.message}</p>}
+      {!op.failure && op.message && (
+        <p class={/rolling back/i.test(op.message) ? 'warning' : 'muted'} data-testid="op-message">
+          {op.message}
+        </p>
+      )}
       {op.steps.length > 0 && (
         <div class="table-wrap">
           <table class="steps">
