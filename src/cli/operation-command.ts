@@ -9,11 +9,13 @@ export function operationCommand(): Command {
   const cmd = new Command('operation').alias('op').description('One-time snapshots and restores, with their phases.');
 
   addServerOptions(cmd.command('ls').alias('list').description('List operations, newest first.'))
+    .argument('[cluster]', 'only this cluster (name or id); same as --cluster')
     .option('--cluster <cluster>', 'only this cluster (name or id)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
-    .action(async (opts: ServerOptions & { cluster?: string; output: OutputFormat }) =>
+    .action(async (positional: string | undefined, opts: ServerOptions & { cluster?: string; output: OutputFormat }) =>
       withApi(opts, async (api) => {
-        const query = opts.cluster ? `?clusterId=${encodeURIComponent((await findCluster(api, opts.cluster)).id)}` : '';
+        const ref = positional ?? opts.cluster;
+        const query = ref ? `?clusterId=${encodeURIComponent((await findCluster(api, ref)).id)}` : '';
         const list = await api.get<Operation[]>(`/operations${query}`);
         process.stdout.write(
           render(opts.output, list, () =>

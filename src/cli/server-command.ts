@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { EtcdsnapError } from '../core/errors.js';
 import { LOG_LEVELS } from '../core/log.js';
 import { parseDuration } from '../core/schedule.js';
 
@@ -18,7 +19,15 @@ interface ServerOptions {
   reportInterval: string;
   reconcileInterval: string;
   failedRecordTtl: string;
+  restoreKeepOldDataDays: string;
+  restoreStartTimeout: string;
   resetAdminToken: boolean;
+}
+
+/** A whole number as given (the config schema checks its range). */
+function wholeNumber(value: string, flag: string): number {
+  if (!/^\d+$/.test(value)) throw new EtcdsnapError('INVALID_CONFIG', `Invalid ${flag} "${value}": expected a whole number of days, e.g. 0 or 7.`);
+  return Number(value);
 }
 
 /** `etcdsnap server`: the control plane (see docs/server.md). */
@@ -38,6 +47,8 @@ export function serverCommand(): Command {
     .option('--report-interval <duration>', 'agents’ report period as the server expects it (a node unseen for 3 is disconnected)', '30s')
     .option('--reconcile-interval <duration>', 'S3 listing reconciliation period (0s: on demand only)', '60s')
     .option('--failed-record-ttl <duration>', 'failed snapshot records are removed after this long', '24h')
+    .option('--restore-keep-old-data-days <n>', 'days agents keep a member’s old data dir after a restore finished (0: removed at once)', '0')
+    .option('--restore-start-timeout <duration>', 'how long a member may take to become healthy after a restore or a rollback', '180s')
     .option('--reset-admin-token', 'replace the admin token with a new one and print it', false)
     .action(async (opts: ServerOptions) => {
       // Loaded here: the server's modules (Fastify, SQLite) are not for every CLI command.
@@ -57,6 +68,8 @@ export function serverCommand(): Command {
           reportIntervalMs: parseDuration(opts.reportInterval),
           reconcileIntervalMs: opts.reconcileInterval === '0' ? 0 : parseDuration(opts.reconcileInterval),
           failedRecordTtlMs: parseDuration(opts.failedRecordTtl),
+          restoreKeepOldDataDays: wholeNumber(opts.restoreKeepOldDataDays, '--restore-keep-old-data-days'),
+          restoreStartTimeoutMs: parseDuration(opts.restoreStartTimeout),
         },
         { resetAdminToken: opts.resetAdminToken },
       );
