@@ -154,6 +154,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       'agent', '--server', url, '--ca-checksum', state.caChecksum, '--registration-token', state.registrationToken, '--node-name', n.name, '--data-dir', n.dataDir,
       '--etcd-client-url', n.clientUrl, '--etcd-peer-url', n.peerUrl, '--etcd-initial-cluster', initialCluster, '--etcd-initial-cluster-token', 'etcdsnap-stack',
       '--jitter', '0', '--report-interval', o.reportInterval ?? '2s', '--retry-max', '2s', '--log-level', 'warn',
+      // Restores: the init node serves the snapshot to the others on any free loopback port.
+      '--transfer-listen', '127.0.0.1:0',
       ...n.extraArgs,
     ];
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
