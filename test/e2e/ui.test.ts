@@ -7,6 +7,7 @@ import type { Cluster, SnapshotRecord } from '../../src/core/api.js';
 import { dumpAll, fillKubernetesLike, keyCountsByResource, tempDir, type Dump } from '../harness/index.js';
 import { assertSameData, dumpMembers, mutate } from '../harness/restore-e2e.js';
 import { collectErrors, launchChromium, newPage, screenshot, SCREENSHOTS } from '../harness/browser.js';
+import { startS3rver, type S3rverHandle } from '../harness/s3rver.js';
 import { startStack, type Stack } from '../harness/stack.js';
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
@@ -37,6 +38,7 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
   let errors: string[];
   /** etcd's keyspace when the one-time snapshot was taken (what a restore brings back). */
   let atSnapshot: Dump;
+  let s3: S3rverHandle | undefined;
 
   const json = async <T>(args: string[]): Promise<T> => {
     const r = await stack.cli([...args, '-o', 'json']);
@@ -63,6 +65,7 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
     await context?.close().catch(() => undefined);
     await browser?.close().catch(() => undefined);
     await stack?.stop();
+    await s3?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -308,6 +311,46 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
     assert.ok(await page.getByRole('button', { name: 'Snapshot now' }).isVisible());
     await screenshot(page, '11-narrow');
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('settings with S3 over HTTPS and a custom CA: Test connection names the failing step, then works; saved; the secret is never shown again', async () => {
+    const secret = 'S3RVER-SECRET-NEVER-SHOWN';
+    s3 = await startS3rver({ https: true });
+    await s3.createBucket('backups');
+    await page.goto(`${stack.url}/clusters/prod/settings`);
+    await page.getByLabel('Local and S3').check();
+    await page.getByLabel('Bucket', { exact: true }).fill('no-such-bucket');
+    await page.getByLabel('Endpoint', { exact: true }).fill(s3.endpoint);
+    await page.getByLabel('Folder', { exact: true }).fill('prod');
+    await page.getByLabel('Access key', { exact: true }).fill(s3.accessKeyId);
+    await page.getByLabel('Secret key', { exact: true }).fill(secret);
+    await page.getByLabel(/Custom CA/).fill(s3.ca as string);
+    await page.getByLabel(/Path-style addressing/).check();
+    await page.getByLabel('Skip TLS verification').check();
+    await page.getByRole('alert').filter({ hasText: 'Any certificate will be accepted' }).waitFor();
+    await page.getByLabel('Skip TLS verification').uncheck();
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    const result = page.getByTestId('s3-test');
+    await result.waitFor({ timeout: 60_000 });
+    assert.match(await result.innerText(), /Failed at “\w+”: TARGET_BUCKET_NOT_FOUND/);
+    await screenshot(page, '15-settings-s3-test-failed');
+    await page.getByLabel('Bucket', { exact: true }).fill('backups');
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    await result.waitFor({ timeout: 60_000 });
+    assert.match(await result.innerText(), /Connection works\./);
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    const saved = (await cluster()).policy.s3;
+    assert.equal(saved?.bucket, 'backups');
+    assert.equal(saved?.hasSecretAccessKey, true);
+    assert.equal(saved?.forcePathStyle, true);
+    await page.reload();
+    const secretField = page.getByLabel('Secret key', { exact: true });
+    await secretField.waitFor();
+    assert.equal(await secretField.inputValue(), '', 'the secret field starts empty');
+    assert.match((await secretField.getAttribute('placeholder')) ?? '', /stored/);
+    assert.ok(!(await page.content()).includes(secret), 'the secret is nowhere in the page');
+    await screenshot(page, '16-settings-s3-saved');
   });
 
   it('the app logged no error', () => {
