@@ -63,6 +63,7 @@ export const DeleteSnapshotsTaskSchema = Type.Object(
  *   Shutdown:       restore-stop (every node)
  *   Restore:        restore-apply (every node)
  *   RestartCluster: restore-start (every node, at once) → restore-finish (every node)
+ *                   → restore-cleanup (every node; after it the restore cannot be undone)
  *   on failure:     restore-rollback (every node)
  * Every handler is idempotent: a task interrupted by an agent crash runs again after the
  * restart and must reach the same end state. Results go back in `TaskStatus.result`.
@@ -194,9 +195,9 @@ export interface RestoreStartResult {
 }
 
 /**
- * Every node, after the server verified the members: run the start hook with the restored
- * Kubernetes version and config, release the hold, remove the staged file, and remove the old
- * data dir (or keep it `keepOldDataDays` days, swept later by the agent).
+ * Every node, after the server verified the members: make sure the member runs and run the start
+ * hook with the restored Kubernetes version and config. The hold and the old data dir stay, so a
+ * failure on any node can still roll every node back.
  */
 export const RestoreFinishTaskSchema = Type.Object(
   {
@@ -205,6 +206,20 @@ export const RestoreFinishTaskSchema = Type.Object(
     operationId: Id,
     kubernetesVersion: KubernetesVersion,
     clusterConfig: ClusterConfig,
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Every node, once every node finished (the restore is committed): release the hold, remove the
+ * staged file, and remove the old data dir (or keep it `keepOldDataDays` days, swept later by
+ * the agent).
+ */
+export const RestoreCleanupTaskSchema = Type.Object(
+  {
+    id: Id,
+    kind: Type.Literal('restore-cleanup'),
+    operationId: Id,
     keepOldDataDays: Type.Integer({ minimum: 0, maximum: 365 }),
   },
   { additionalProperties: false },
@@ -229,7 +244,7 @@ export const RestoreRollbackTaskSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const RESTORE_TASK_KINDS = ['restore-prepare', 'restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish', 'restore-rollback'] as const;
+export const RESTORE_TASK_KINDS = ['restore-prepare', 'restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish', 'restore-cleanup', 'restore-rollback'] as const;
 export type RestoreTaskKind = (typeof RESTORE_TASK_KINDS)[number];
 
 export const TaskSchema = Type.Union([
@@ -241,6 +256,7 @@ export const TaskSchema = Type.Union([
   RestoreApplyTaskSchema,
   RestoreStartTaskSchema,
   RestoreFinishTaskSchema,
+  RestoreCleanupTaskSchema,
   RestoreRollbackTaskSchema,
 ]);
 export type Task = Static<typeof TaskSchema>;
@@ -252,6 +268,7 @@ export type RestoreStopTask = Static<typeof RestoreStopTaskSchema>;
 export type RestoreApplyTask = Static<typeof RestoreApplyTaskSchema>;
 export type RestoreStartTask = Static<typeof RestoreStartTaskSchema>;
 export type RestoreFinishTask = Static<typeof RestoreFinishTaskSchema>;
+export type RestoreCleanupTask = Static<typeof RestoreCleanupTaskSchema>;
 export type RestoreRollbackTask = Static<typeof RestoreRollbackTaskSchema>;
 
 export const NodePlanSchema = Type.Object(

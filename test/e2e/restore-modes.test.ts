@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Cluster, Operation, SnapshotRecord } from '../../src/core/api.js';
@@ -139,7 +139,7 @@ describe('restore: the three modes, S3, a replaced holder (real processes)', () 
 
   it('restores from S3 with every local snapshot dir empty', async () => {
     for (const n of stack.nodes) {
-      for (const f of await readdir(n.snapshotDir)) await unlink(join(n.snapshotDir, f));
+      for (const f of await readdir(n.snapshotDir)) await rm(join(n.snapshotDir, f), { recursive: true, force: true });
     }
     await mutate(endpoints(), 's3');
     const r = await restore(base.name, 'etcd', ['--storage', 's3']);

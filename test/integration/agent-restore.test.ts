@@ -70,7 +70,8 @@ describe('agent: whole-cluster restore tasks on 3 managed members', () => {
       rawSha256: p.rawSha256,
     }),
     start: (p: RestorePrepareResult): Task => ({ id: `${op}-start`, kind: 'restore-start', operationId: op, revision: p.revision, timeoutMs: 30_000 }),
-    finish: (keepOldDataDays: number): Task => ({ id: `${op}-finish`, kind: 'restore-finish', operationId: op, kubernetesVersion: 'v1.29.9+rke2r1', clusterConfig: 'restored: true\n', keepOldDataDays }),
+    finish: (): Task => ({ id: `${op}-finish`, kind: 'restore-finish', operationId: op, kubernetesVersion: 'v1.29.9+rke2r1', clusterConfig: 'restored: true\n' }),
+    cleanup: (keepOldDataDays: number): Task => ({ id: `${op}-cleanup`, kind: 'restore-cleanup', operationId: op, keepOldDataDays }),
     rollback: (): Task => ({ id: `${op}-rollback`, kind: 'restore-rollback', operationId: op, kubernetesVersion: 'v1.30.4+rke2r1', clusterConfig: null, timeoutMs: 30_000 }),
   });
 
@@ -190,6 +191,21 @@ describe('agent: whole-cluster restore tasks on 3 managed members', () => {
     await assertRolledBack(before);
   });
 
+  it('rollback after finish on two nodes (the third one\'s start hook failed): every node back on its old data', async () => {
+    const before = await dumps();
+    const t = tasks('op3f');
+    const p = await stage('op3f');
+    await stopAll('op3f');
+    await all((n) => n.run(t.apply(n, p)));
+    await all((n) => n.run(t.start(p)));
+    await node(0).run(t.finish());
+    await node(1).run(t.finish());
+    assert.equal((await asides()).length, 3, 'finish keeps the old data dirs (cleanup removes them)');
+    for (const n of c.nodes) assert.equal(n.state.state.hold?.operationId, 'op3f', 'finish keeps the hold');
+    await rollbackAll('op3f');
+    await assertRolledBack(before);
+  });
+
   it('restore prepare → fetch → stop → apply → start → finish: every member has exactly the snapshot; old data dirs removed (keep 0)', async () => {
     const t = tasks('op4');
     const p = await stage('op4');
@@ -199,7 +215,8 @@ describe('agent: whole-cluster restore tasks on 3 managed members', () => {
     console.log(`# restore-start results: ${JSON.stringify(started)}; prepare: revision ${p.revision}, totalKey ${p.totalKey}`);
     assert.equal(new Set(started.map((s) => s.hashKv)).size, 1, 'HashKV equal on every member');
     assert.ok(started.every((s) => s.keys === atSnapshot.size && s.revision >= p.revision), JSON.stringify(started));
-    await all((n) => n.run(t.finish(0)));
+    await all((n) => n.run(t.finish()));
+    await all((n) => n.run(t.cleanup(0)));
     const now = await dumps();
     assert.deepEqual(now, atSnapshot);
     assert.equal(now.get('k/a'), '1');
@@ -223,7 +240,8 @@ describe('agent: whole-cluster restore tasks on 3 managed members', () => {
     await stopAll('op5');
     await all((n) => n.run(t.apply(n, p)));
     await all((n) => n.run(t.start(p)));
-    await all((n) => n.run(t.finish(1)));
+    await all((n) => n.run(t.finish()));
+    await all((n) => n.run(t.cleanup(1)));
     assert.deepEqual(await dumps(), atSnapshot);
     assert.equal((await asides()).length, 3);
     for (const n of c.nodes) {

@@ -32,6 +32,7 @@ export function success(node: string, task: Task, _current?: TaskStatus): SimAns
     case 'restore-stop':
     case 'restore-apply':
     case 'restore-finish':
+    case 'restore-cleanup':
     case 'restore-rollback':
       return { state: 'succeeded', message: `${task.kind.slice(8)} done` };
     default:

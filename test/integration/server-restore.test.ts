@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Cluster, Operation, SnapshotRecord } from '../../src/core/api.js';
-import type { RestoreApplyTask, RestoreFetchTask, RestoreFinishTask, RestorePrepareTask, RestoreStartTask, Task } from '../../src/core/plans.js';
+import type { RestoreApplyTask, RestoreCleanupTask, RestoreFetchTask, RestoreFinishTask, RestorePrepareTask, RestoreStartTask, Task } from '../../src/core/plans.js';
 import { startTestServer, waitFor, type TestServer } from '../harness/server.js';
 import { HASH, kindsOf, KEYS, REVISION, simCluster, success, summarized, withOverride } from './server-restore-sim.js';
 
@@ -70,10 +70,10 @@ describe('server restore: phases, refusals, modes, verification, source', () => 
       [...new Set(done.history.map((h) => h.phase))],
       ['Started', 'Shutdown', 'Restore', 'RestartCluster', 'Finished'],
     );
-    assert.deepEqual(kindsOf(sim.seen, 'n2'), ['restore-prepare', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish']);
-    for (const n of ['n1', 'n3']) assert.deepEqual(kindsOf(sim.seen, n), ['restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish']);
+    assert.deepEqual(kindsOf(sim.seen, 'n2'), ['restore-prepare', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish', 'restore-cleanup']);
+    for (const n of ['n1', 'n3']) assert.deepEqual(kindsOf(sim.seen, n), ['restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish', 'restore-cleanup']);
     // Phase by phase: no kind appears before every node finished the previous one.
-    const order = ['restore-prepare', 'restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish'];
+    const order = ['restore-prepare', 'restore-fetch', 'restore-stop', 'restore-apply', 'restore-start', 'restore-finish', 'restore-cleanup'];
     const firstIdx = (k: string): number => sim.seen.findIndex((s) => s.split(' ')[1] === k);
     const lastIdx = (k: string): number => sim.seen.map((s) => s.split(' ')[1]).lastIndexOf(k);
     for (let i = 1; i < order.length; i++) assert.ok(lastIdx(order[i - 1] as string) < firstIdx(order[i] as string), `${order[i - 1]} all before ${order[i]}`);
@@ -109,7 +109,9 @@ describe('server restore: phases, refusals, modes, verification, source', () => 
     assert.equal(start.revision, REVISION);
     assert.equal(start.timeoutMs, 180_000);
     const finish = tasks.get('n2 restore-finish') as RestoreFinishTask;
-    assert.deepEqual([finish.kubernetesVersion, finish.clusterConfig, finish.keepOldDataDays], ['v1.31.0', 'kind: Later\n', 0]);
+    assert.deepEqual([finish.kubernetesVersion, finish.clusterConfig], ['v1.31.0', 'kind: Later\n']);
+    const cleanup = tasks.get('n2 restore-cleanup') as RestoreCleanupTask;
+    assert.equal(cleanup.keepOldDataDays, 0, 'cleanup (after every node finished) removes the old data dir');
     assert.equal(new Set([...tasks.values()].map((t) => t.id)).size, tasks.size, 'ids unique per node and kind');
     const done = await sim.op(body.id);
     assert.match(done.history.map((h) => h.message).join('\n'), /key count not compared with the metadata: the snapshot has no content summary/);

@@ -1,11 +1,12 @@
 /**
- * restore-finish and restore-rollback: the two ways a restore ends on a node. Both release
- * the hold and remove staged files; rollback puts the old data dir back first.
+ * restore-finish, restore-cleanup and restore-rollback: how a restore ends on a node. Cleanup
+ * (after every node finished) and rollback release the hold and remove staged files; rollback
+ * puts the old data dir back first.
  */
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { EtcdsnapError, toEtcdsnapError } from '../../core/errors.js';
-import type { RestoreFinishTask, RestoreRollbackTask } from '../../core/plans.js';
+import type { RestoreCleanupTask, RestoreFinishTask, RestoreRollbackTask } from '../../core/plans.js';
 import { fsyncDir } from '../state.js';
 import { asideDir, exists, removeRestoreTemps, removeStaged, runHook, startMember, stopMember, updateHold, waitMemberHealthy } from './restore-common.js';
 import { sweepKeptDataDirs } from './restore-sweep.js';
@@ -13,15 +14,24 @@ import type { TaskContext, TaskResult } from './types.js';
 
 const DAY = 86_400_000;
 
-/** Start hook (restored version and config), release the hold, remove staged files, keep or remove the old data dir. */
+/**
+ * The member runs on the restored data; the start hook runs with the restored version and
+ * config. Nothing is released yet: until restore-cleanup the node can still be rolled back.
+ */
 export async function restoreFinishTask(task: RestoreFinishTask, ctx: TaskContext): Promise<TaskResult> {
   const op = task.operationId;
   const hold = ctx.state.state.hold?.operationId === op ? ctx.state.state.hold : null;
-  if (hold) {
-    if (ctx.member.mode === 'managed') await ctx.member.start(); // already running unless the agent restarted
-    if (ctx.config.startHook) ctx.progress('running the start hook');
-    await runHook(ctx, 'start', op, { kubernetesVersion: task.kubernetesVersion, clusterConfig: task.clusterConfig });
-  }
+  if (!hold) return { message: `Restore ${op} was already cleaned up on this node.` };
+  if (ctx.member.mode === 'managed') await ctx.member.start(); // already running unless the agent restarted
+  if (ctx.config.startHook) ctx.progress('running the start hook');
+  await runHook(ctx, 'start', op, { kubernetesVersion: task.kubernetesVersion, clusterConfig: task.clusterConfig });
+  return { message: `Restore ${op}: the member runs on the restored data${ctx.config.startHook ? '; start hook run' : ''}.` };
+}
+
+/** After every node finished: release the hold, remove staged files, keep or remove the old data dir. */
+export async function restoreCleanupTask(task: RestoreCleanupTask, ctx: TaskContext): Promise<TaskResult> {
+  const op = task.operationId;
+  if (ctx.member.mode === 'managed' && ctx.state.state.hold?.operationId === op) await ctx.member.start();
   const dataDir = ctx.config.etcdDataDir;
   const aside = dataDir === undefined ? undefined : asideDir(dataDir, op);
   const keep = aside !== undefined && (await exists(aside));
@@ -34,7 +44,7 @@ export async function restoreFinishTask(task: RestoreFinishTask, ctx: TaskContex
   await removeStaged(ctx, op);
   await sweepKeptDataDirs(ctx.state, ctx.logger);
   const old = !keep ? '' : task.keepOldDataDays === 0 ? `; removed the old data dir ${aside}` : `; the old data dir ${aside} is kept until ${expiresAt}`;
-  return { message: `Restore ${op} finished on this node${ctx.config.startHook && hold ? ' (start hook run)' : ''}${old}.` };
+  return { message: `Restore ${op} finished on this node${old}.` };
 }
 
 /** Puts the node back as it was before the restore, whatever the restore got to. */

@@ -1,5 +1,5 @@
 import type { RestoreTaskKind } from '../../core/plans.js';
-import { restoreFinishTask, restoreRollbackTask } from './restore-finish.js';
+import { restoreCleanupTask, restoreFinishTask, restoreRollbackTask } from './restore-finish.js';
 import { restoreFetchTask, restorePrepareTask } from './restore-stage.js';
 import { restoreStartTask } from './restore-start.js';
 import { restoreApplyTask, restoreStopTask } from './restore-stop.js';
@@ -17,5 +17,6 @@ export const RESTORE_HANDLERS: Pick<TaskHandlers, RestoreTaskKind> = {
   'restore-apply': restoreApplyTask,
   'restore-start': restoreStartTask,
   'restore-finish': restoreFinishTask,
+  'restore-cleanup': restoreCleanupTask,
   'restore-rollback': restoreRollbackTask,
 };

@@ -130,12 +130,17 @@ export async function chooseRestoreSource(
       add(r, holder && usable(holder) ? holder : undefined);
     } else add(r, initNode);
   }
-  // Copies with the same sha256 under another name: other nodes' local records.
-  if (sha && !params.storage) {
-    for (const r of all) {
-      if (r.state !== 'successful' || r.storage !== 'local' || named.includes(r) || metadataOf(r)?.sha256 !== sha) continue;
-      const holder = ordered.find((n) => n.name === r.node);
-      add(r, holder && usable(holder) ? holder : undefined);
+  // Fallbacks, whatever storage was asked for: the same bytes (same sha256) elsewhere — the same
+  // name in the other storage (a local snapshot's S3 copy), then other nodes' local records.
+  if (sha) {
+    const same = all.filter((r) => r.state === 'successful' && !named.includes(r) && (metadataOf(r)?.sha256 ?? (r.name === params.snapshot ? sha : undefined)) === sha);
+    same.sort((a, b) => Number(b.name === params.snapshot) - Number(a.name === params.snapshot));
+    for (const r of same) {
+      if (r.storage === 's3') add(r, initNode);
+      else {
+        const holder = ordered.find((n) => n.name === r.node);
+        add(r, holder && usable(holder) ? holder : undefined);
+      }
     }
   }
   const primary = candidates[0];

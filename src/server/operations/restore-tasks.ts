@@ -52,7 +52,7 @@ export interface RestoreData {
 
 export const dataOf = (pc: PhaseContext): RestoreData => pc.data as RestoreData;
 
-type Short = 'prepare' | 'prepare2' | 'fetch' | 'stop' | 'apply' | 'start' | 'finish' | 'rollback';
+type Short = 'prepare' | 'prepare2' | 'fetch' | 'stop' | 'apply' | 'start' | 'finish' | 'cleanup' | 'rollback';
 
 /** Unique per (operation, node, kind): `op_…-n_…-stop` (at most 55 characters). */
 export function restoreTaskId(operationId: string, nodeId: string, kind: Short): string {

@@ -239,11 +239,31 @@ async function restartCluster(pc: PhaseContext): Promise<PhaseOutcome> {
     operationId: pc.op.id,
     kubernetesVersion: pc.cluster.kubernetes_version,
     clusterConfig: pc.cluster.cluster_config,
-    keepOldDataDays: pc.ctx.config.restoreKeepOldDataDays,
   }));
   if (sent) tasks = await pc.tasks();
-  const finished = await awaitAll(pc, tasks, nodes, 'finish', { doing: 'running the start hook and cleaning up', done: 'finished', what: 'Finishing the restore' });
+  const finished = await awaitAll(pc, tasks, nodes, 'finish', { doing: 'running the start hook', done: 'finished', what: 'Finishing the restore' });
   if ('outcome' in finished) return finished.outcome;
+  // Every node runs on the snapshot and ran its start hook: the restore is committed. Only now
+  // do nodes release their hold and drop their old data dirs; a failure here is reported, never
+  // rolled back (some nodes may have removed their old data already).
+  if (await dispatchAll(pc, tasks, nodes, 'cleanup', (_n, id) => ({ id, kind: 'restore-cleanup', operationId: pc.op.id, keepOldDataDays: pc.ctx.config.restoreKeepOldDataDays }))) tasks = await pc.tasks();
+  for (const node of nodes) {
+    const t = tasks.find((x) => x.id === restoreTaskId(pc.op.id, node.id, 'cleanup'));
+    if (t?.state === 'succeeded') {
+      await pc.setStep(node.name, 'succeeded', t.message ?? 'restored; old data dir removed');
+      continue;
+    }
+    if (t?.state === 'failed') {
+      if (!(dataOf(pc).noted ?? []).includes(t.id)) {
+        await pc.setData({ noted: [...(dataOf(pc).noted ?? []), t.id] });
+        await pc.note(`${node.name}: the restore is done, but cleaning up failed (${t.code ?? 'TASK_FAILED'}: ${t.message ?? 'no reason given'}); remove its old data dir <data dir>.pre-restore-${pc.op.id} by hand once you no longer need it`);
+      }
+      await pc.setStep(node.name, 'succeeded', `restored; clean-up failed: ${t.message ?? 'no reason given'}`);
+      continue;
+    }
+    if (pc.silentFor(node) <= pc.ctx.config.nodeTimeoutMs) return { kind: 'wait' };
+    await pc.note(`${node.name}: the restore is done, but its agent has been silent too long to clean up; start the agent (it keeps the member stopped on a restart until then) or remove <data dir>.pre-restore-${pc.op.id} by hand`);
+  }
   await pc.clearTasks();
   await markPhase(pc, 'Finished');
   return { kind: 'next', phase: 'Finished', message: finishedMessage(pc) };
