@@ -12,6 +12,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import { isIP } from 'node:net';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
 import { EtcdsnapError } from '../core/errors.js';
 import { sleep } from './backoff.js';
@@ -105,10 +107,56 @@ export async function downloadSnapshot(o: DownloadOptions): Promise<{ bytes: num
 
 interface Progress {
   hash: Hash;
-  /** Bytes received (and hashed) so far, over every attempt. */
+  /** Bytes written (and hashed) so far, over every attempt. */
   bytes: number;
   /** Writes in flight. */
   writing: Promise<void>;
+}
+
+/** Writes the body at the running offset, batching chunks; hash and count follow each write. */
+class FileSink extends Writable {
+  /** A failure retrying cannot fix (too many bytes, disk error). */
+  permanent: Permanent | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly acc: Progress,
+    private readonly o: DownloadOptions,
+    private readonly failed: (why: string, code?: 'TRANSFER_FAILED' | 'SNAPSHOT_CHECKSUM_MISMATCH') => EtcdsnapError,
+  ) {
+    super({ highWaterMark: 4 * MiB });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.put(chunk, cb);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this.put(chunks.length === 1 ? (chunks[0] as { chunk: Buffer }).chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
+  }
+
+  private put(buf: Buffer, cb: (err?: Error | null) => void): void {
+    const { acc, o } = this;
+    if (acc.bytes + buf.length > o.size) {
+      this.permanent = new Permanent(this.failed(`sent more than the ${o.size} bytes staged`, 'SNAPSHOT_CHECKSUM_MISMATCH'));
+      cb(this.permanent);
+      return;
+    }
+    const at = acc.bytes;
+    const write = this.fh.write(buf, 0, buf.length, at).then(() => {
+      acc.hash.update(buf);
+      acc.bytes = at + buf.length;
+      o.progress?.(acc.bytes, o.size);
+    });
+    acc.writing = write.catch(() => undefined);
+    write.then(
+      () => cb(),
+      (err: unknown) => {
+        this.permanent = new Permanent(new EtcdsnapError('TARGET_IO', `Could not write ${o.dest}.part: ${(err as Error).message}`, { cause: err }));
+        cb(this.permanent);
+      },
+    );
+  }
 }
 
 /** One connection: handshake, pin check, request (resuming at `acc.bytes`), body written to `fh`. */
@@ -158,28 +206,16 @@ function attempt(o: DownloadOptions, full: string, fh: FileHandle, acc: Progress
           const e = new Error(`the endpoint answered HTTP ${status}`);
           return done(permanent ? new Permanent(failed(e.message)) : e);
         }
-        res.on('data', (chunk: Buffer) => {
-          if (settled) return;
-          if (acc.bytes + chunk.length > o.size) return done(new Permanent(failed(`sent more than the ${o.size} bytes staged`, 'SNAPSHOT_CHECKSUM_MISMATCH')));
-          const at = acc.bytes;
-          acc.hash.update(chunk);
-          acc.bytes += chunk.length;
-          res.pause();
-          acc.writing = acc.writing.then(async () => {
-            await fh.write(chunk, 0, chunk.length, at);
-            o.progress?.(at + chunk.length, o.size);
-            res.resume();
-          });
-          acc.writing.catch((err: unknown) => done(new Permanent(new EtcdsnapError('TARGET_IO', `Could not write ${o.dest}.part: ${(err as Error).message}`, { cause: err }))));
-        });
-        res.once('aborted', () => done(new Error(`the connection closed after ${acc.bytes} of ${o.size} bytes`)));
-        res.once('error', (err) => done(err));
-        res.once('end', () => {
-          void acc.writing.then(() => {
+        // Written in batches (writev of what arrived meanwhile); hashed and counted only once
+        // written, so a cut resumes exactly after the last byte on disk.
+        const sink = new FileSink(fh, acc, o, failed);
+        pipeline(res, sink).then(
+          () => {
             socket.end();
             done(undefined);
-          }, () => undefined);
-        });
+          },
+          (err: unknown) => done(sink.permanent ?? (res.complete ? err : new Error(`the connection closed after ${acc.bytes} of ${o.size} bytes`))),
+        );
       });
       req.end();
     });

@@ -176,7 +176,7 @@ export class TransferServer {
     });
     this.o.logger.info({ operationId: op, remote: req.socket.remoteAddress, from: start, size }, 'serving the staged snapshot');
     try {
-      await pipeline(createReadStream(entry.file, { start }), res);
+      await pipeline(createReadStream(entry.file, { start, highWaterMark: 1 << 20 }), res);
     } catch (err) {
       this.o.logger.warn({ operationId: op, remote: req.socket.remoteAddress, err: (err as Error).message }, 'snapshot transfer interrupted');
     }

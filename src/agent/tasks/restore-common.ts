@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { EtcdsnapError } from '../../core/errors.js';
 import type { MemberStatus } from '../../core/plans.js';
@@ -60,13 +59,10 @@ export async function makeRestoreDir(ctx: TaskContext, operationId: string): Pro
 export async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
-  await pipeline(createReadStream(file), async function* (src: AsyncIterable<Buffer>) {
-    for await (const chunk of src) {
-      hash.update(chunk);
-      size += chunk.length;
-    }
-    yield* [];
-  });
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
   return { sha256: hash.digest('hex'), size };
 }
 
