@@ -13,6 +13,8 @@
  * Each round (order alternating) then times:
  *   - baseline: `etcdctl snapshot restore raw.db` into a fresh dir + one etcd member started on it
  *     until healthy (spawn to healthy);
+ *   - reference: what 3 members cost on this one host — 3 `etcdctl snapshot restore` at once + a
+ *     3-member cluster started on them until healthy (on real nodes each restore has its own CPU);
  *   - etcdsnap: `etcdsnap snapshot restore CLUSTER NAME --mode etcd --yes --wait` from spawn to exit
  *     (request → Finished, CLI start-up included), with the phase durations from the operation's
  *     history.
@@ -35,8 +37,13 @@ interface Round {
   baselineStartSec: number;
   baselineSec: number;
   etcdsnapSec: number;
+  /** The same on this host for 3 members: 3 etcdctl restores at once + 3 members started until healthy. */
+  floor3Sec: number;
   /** Server-side: operation created → finished. */
   operationSec: number;
+  /** Members down: Shutdown + Restore + RestartCluster. */
+  downtimeSec: number;
+  history: Operation['history'];
   phases: Record<string, number>;
   loadavg: string;
 }
@@ -103,7 +110,7 @@ async function main(): Promise<void> {
     log(`restoring ${snap.name} (${fmt.mib(snap.size)} MiB stored)`);
 
     for (let round = 1; round <= runs; round++) {
-      const order = round % 2 === 1 ? ['baseline', 'etcdsnap'] : ['etcdsnap', 'baseline'];
+      const order = round % 2 === 1 ? ['baseline', 'floor3', 'etcdsnap'] : ['etcdsnap', 'floor3', 'baseline'];
       const r: Partial<Round> = { round, loadavg: loadavg() };
       for (const which of order) {
         if (which === 'baseline') {
@@ -130,6 +137,29 @@ async function main(): Promise<void> {
           r.baselineSec = r.baselineRestoreSec + r.baselineStartSec;
           await removeNow(dataDir);
           log(`round ${round} baseline: etcdctl restore ${r.baselineRestoreSec.toFixed(1)} s + member start ${r.baselineStartSec.toFixed(1)} s`);
+        } else if (which === 'floor3') {
+          const t0 = process.hrtime.bigint();
+          const ports3 = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+          const peers = [0, 1, 2].map((i) => `f${i}=http://127.0.0.1:${ports3[2 * i + 1]}`).join(',');
+          const dirs = [0, 1, 2].map((i) => path.join(scratch, `floor-${round}-${i}`));
+          await Promise.all(
+            [0, 1, 2].map(async (i) =>
+              assertOk('etcdctl snapshot restore (3 at once)', await runTimed('etcdctl', ['snapshot', 'restore', raw, `--data-dir=${dirs[i]}`, `--name=f${i}`, `--initial-cluster=${peers}`, `--initial-advertise-peer-urls=http://127.0.0.1:${ports3[2 * i + 1]}`, '--initial-cluster-token=floor'], { env: ETCDCTL_ENV, scratch })),
+            ),
+          );
+          const members = await Promise.all(
+            [0, 1, 2].map((i) =>
+              startMember({ name: `f${i}`, dataDir: dirs[i] as string, clientUrl: `http://127.0.0.1:${ports3[2 * i]}`, peerUrl: `http://127.0.0.1:${ports3[2 * i + 1]}`, initialCluster: peers, initialClusterState: 'new', initialClusterToken: 'floor' }),
+            ),
+          );
+          try {
+            await waitHealthy([0, 1, 2].map((i) => `http://127.0.0.1:${ports3[2 * i]}`), 180_000);
+          } finally {
+            await Promise.all(members.map((mm) => mm.stop()));
+          }
+          r.floor3Sec = Number(process.hrtime.bigint() - t0) / 1e9;
+          for (const d of dirs) await removeNow(d);
+          log(`round ${round} 3 members on this host: 3 etcdctl restores at once + 3 members started: ${r.floor3Sec.toFixed(1)} s`);
         } else {
           const run = assertOk('etcdsnap snapshot restore', await runTimed(process.execPath, [CLI, 'snapshot', 'restore', 'bench', snap.name, '--mode', 'etcd', '--yes', '--wait', '-o', 'json'], { env: cliEnv, scratch }));
           const ops = JSON.parse((await stack.cli(['operation', 'ls', 'bench', '-o', 'json'])).stdout) as Operation[];
@@ -138,6 +168,8 @@ async function main(): Promise<void> {
           r.etcdsnapSec = run.wallSec;
           r.operationSec = (Date.parse(op.finishedAt as string) - Date.parse(op.createdAt)) / 1000;
           r.phases = phaseDurations(op);
+          r.downtimeSec = (r.phases.Shutdown ?? 0) + (r.phases.Restore ?? 0) + (r.phases.RestartCluster ?? 0);
+          r.history = op.history;
           log(`round ${round} etcdsnap: ${run.wallSec.toFixed(1)} s (operation ${r.operationSec.toFixed(1)} s; ${Object.entries(r.phases).map(([p, s]) => `${p} ${s.toFixed(1)} s`).join(', ')})`);
         }
       }
@@ -153,8 +185,18 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${describeMachine(m)}\nDB ${fmt.mib(seeded.dbSize)} MiB, ${seeded.keys} keys; 3-member cluster; ${runs} round(s)\n\n`);
   process.stdout.write(
     `${markdownTable(
-      ['round', 'etcdctl restore + member start (s)', 'etcdsnap restore, request → Finished (s)', 'ratio', ...phases.map((p) => `${p} (s)`), 'load'],
-      rounds.map((r) => [r.round, `${r.baselineRestoreSec.toFixed(1)} + ${r.baselineStartSec.toFixed(1)} = ${r.baselineSec.toFixed(1)}`, `${r.etcdsnapSec.toFixed(1)} (op ${r.operationSec.toFixed(1)})`, (r.etcdsnapSec / r.baselineSec).toFixed(2), ...phases.map((p) => (r.phases[p] ?? 0).toFixed(1)), r.loadavg]),
+      ['round', 'etcdctl restore + member start (s)', 'etcdsnap restore, request → Finished (s)', 'ratio', '3 members on this host: 3 restores + 3 starts (s)', 'ratio to that', ...phases.map((p) => `${p} (s)`), 'members down (s)', 'load'],
+      rounds.map((r) => [
+        r.round,
+        `${r.baselineRestoreSec.toFixed(1)} + ${r.baselineStartSec.toFixed(1)} = ${r.baselineSec.toFixed(1)}`,
+        `${r.etcdsnapSec.toFixed(1)} (op ${r.operationSec.toFixed(1)})`,
+        (r.etcdsnapSec / r.baselineSec).toFixed(2),
+        r.floor3Sec.toFixed(1),
+        (r.etcdsnapSec / r.floor3Sec).toFixed(2),
+        ...phases.map((p) => (r.phases[p] ?? 0).toFixed(1)),
+        r.downtimeSec.toFixed(1),
+        r.loadavg,
+      ]),
     )}\n`,
   );
   process.stdout.write(`\nmedian: baseline ${base.toFixed(1)} s, etcdsnap ${ours.toFixed(1)} s → ${(ours / base).toFixed(2)}× (goal ≤ ${GOAL}×: ${ours / base <= GOAL ? 'met' : 'NOT met'})\n`);
