@@ -6,22 +6,8 @@ import type { Cluster, Operation, SnapshotRecord } from '../../src/core/api.js';
 import { fillKubernetesLike, tempDir } from '../harness/index.js';
 import { startS3rver, type S3rverHandle } from '../harness/s3rver.js';
 import { startStack, type Stack } from '../harness/stack.js';
+import { until } from '../harness/until.js';
 
-/** Polls until `fn` returns a value (not undefined/false), or fails with `what`. */
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function snapshotFiles(dir: string): Promise<string[]> {
   // Completed snapshots only: a save in progress is a `.part`.

@@ -9,21 +9,8 @@ import { assertSameData, dumpMembers, mutate } from '../harness/restore-e2e.js';
 import { collectErrors, launchChromium, newPage, screenshot, SCREENSHOTS } from '../harness/browser.js';
 import { startS3rver, type S3rverHandle } from '../harness/s3rver.js';
 import { startStack, type Stack } from '../harness/stack.js';
+import { until } from '../harness/until.js';
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 /**
  * The web UI in Debian's chromium against real processes: `etcdsnap server` (serving the built

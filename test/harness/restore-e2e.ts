@@ -9,21 +9,11 @@ import { Etcd3 } from 'etcd3';
 import type { Cluster, Operation, Phase } from '../../src/core/api.js';
 import { dumpAll, type Dump } from './dump.js';
 import type { Stack } from './stack.js';
+import { until as untilCondition } from './until.js';
 
-/** Polls until `fn` returns a value (not undefined/false), or fails with `what`. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** Waits for a condition; restore tests wait up to a minute by default. */
+export function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  return untilCondition(what, fn, timeoutMs);
 }
 
 /** Runs `etcdsnap … -o json` against the stack and parses stdout (fails the test on a non-zero exit). */
