@@ -127,8 +127,57 @@ export async function waitMemberGone(ctx: TaskContext, timeoutMs = 60_000): Prom
   }
 }
 
-/** Stops the member (managed: the process; external: the stop command if it answers) and waits until it is gone. */
-export async function stopMember(ctx: TaskContext): Promise<void> {
+/**
+ * When this member is the leader, waits (at most `maxMs`) until the other members no longer
+ * answer. etcd 3.4's leader tries to hand leadership over when it stops, and waits for its
+ * request timeout (~7 s) when every follower is stopping at the same moment; stopped last, it
+ * finds no follower and exits at once. Best effort: any error just ends the wait.
+ */
+export async function letFollowersStopFirst(ctx: TaskContext, maxMs = 15_000): Promise<void> {
+  const self = ctx.member.endpoints[0] as string;
+  let others: string[] = [];
+  try {
+    const client = await ctx.member.etcd.connect({ endpoints: [self], dialTimeoutMs: 1000, requestTimeoutMs: 1000 });
+    try {
+      const st = await client.status(self);
+      if (st.leaderId === '0' || st.leaderId !== st.memberId) return;
+      others = (await client.members()).filter((m) => m.id !== st.memberId).flatMap((m) => (m.clientURLs[0] ? [m.clientURLs[0]] : []));
+    } finally {
+      client.close();
+    }
+  } catch {
+    return;
+  }
+  if (others.length === 0) return;
+  ctx.progress('this member leads: waiting for the other members to stop first');
+  const answers = async (endpoint: string): Promise<boolean> => {
+    try {
+      const c = await ctx.member.etcd.connect({ endpoints: [endpoint], dialTimeoutMs: 500, requestTimeoutMs: 500 });
+      c.close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // Each follower has to be seen down once (in a rollback it may come back on its old data at once).
+  const seenDown = new Set<string>();
+  for (const until = Date.now() + maxMs; Date.now() < until; await delay(200)) {
+    ctx.signal.throwIfAborted();
+    const left = others.filter((e) => !seenDown.has(e));
+    const up = await Promise.all(left.map(answers));
+    left.forEach((e, i) => void (up[i] ? undefined : seenDown.add(e)));
+    if (seenDown.size === others.length) return;
+  }
+}
+
+/**
+ * Stops the member (managed: the process; external: the stop command if it answers) and waits
+ * until it is gone. `leaderLast` (restore-stop, where every member stops for good): a leader
+ * first waits for the others to stop (see letFollowersStopFirst). Not in a rollback, where
+ * followers come back on their old data at once.
+ */
+export async function stopMember(ctx: TaskContext, leaderLast = false): Promise<void> {
+  if (leaderLast) await letFollowersStopFirst(ctx);
   if (ctx.member.mode === 'managed') await ctx.member.stop();
   else if (await memberAnswers(ctx)) await ctx.member.stop();
   await waitMemberGone(ctx);

@@ -29,7 +29,7 @@ export async function restoreStopTask(task: RestoreStopTask, ctx: TaskContext): 
     await runHook(ctx, 'stop', op);
   }
   ctx.progress('stopping the etcd member');
-  await stopMember(ctx);
+  await stopMember(ctx, true);
   const hold = ctx.state.state.hold;
   return { message: `The etcd member is stopped${ctx.config.stopHook ? ' (stop hook run)' : ''}; it stays stopped until the restore starts it or rolls back${hold?.memberWasRunning ? '' : ' (it was not running before)'}.` };
 }
