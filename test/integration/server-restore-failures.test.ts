@@ -141,7 +141,7 @@ describe('server restore: failures, rollback, restarts', () => {
     const failed = await sim.until(body.id, 'Failed', (o) => o.phase === 'Failed');
     assert.equal(failed.failure?.code, 'NODE_DISCONNECTED');
     assert.equal(failed.failure?.node, 'n2');
-    assert.match(failed.failure?.message ?? '', /Node n2 was removed from the cluster during the restore\.; nothing was changed$/);
+    assert.match(failed.failure?.message ?? '', /Node n2 was removed from the cluster during the restore; nothing was changed$/);
     assert.equal(failed.failure?.rolledBack, true);
   });
 

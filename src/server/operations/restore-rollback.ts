@@ -18,7 +18,7 @@ export async function rollbackRestore(pc: PhaseContext, failure: Failure): Promi
     // Nothing was sent to any node.
     await pc.clearTasks();
     if (failure.node) await pc.setStep(failure.node, 'failed', failure.message);
-    return { ...failure, rolledBack: true, message: `${failure.message}; nothing was changed` };
+    return { ...failure, rolledBack: true, message: `${failure.message.replace(/\.$/, '')}; nothing was changed` };
   }
   if (!data.rollback) {
     if (data.previous) {
@@ -98,5 +98,5 @@ export async function rollbackRestore(pc: PhaseContext, failure: Failure): Promi
         `otherwise stop etcd there, move ${dir} back to the member's data dir, start etcd, and check with "etcdsnap cluster show ${pc.cluster.name}". The other members are back on their previous data.`,
     };
   }
-  return { ...failure, rolledBack: true, message: `${failure.message}; ${data.stopping ? 'rolled back: every member is back on its previous data' : 'nothing was changed'}` };
+  return { ...failure, rolledBack: true, message: `${failure.message.replace(/\.$/, '')}; ${data.stopping ? 'rolled back: every member is back on its previous data' : 'nothing was changed'}` };
 }
