@@ -56,6 +56,8 @@ export interface ServedSnapshot {
   file: string;
   size: number;
   tokenSha256: string;
+  /** The snapshot's stored (compressed) bytes, served too when present. */
+  storedFile?: string;
 }
 
 /** An old data dir a finished restore kept (`keepOldDataDays`), removed after `expiresAt`. */

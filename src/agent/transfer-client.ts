@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
 import { EtcdsnapError } from '../core/errors.js';
 import { sleep } from './backoff.js';
-import { transferPath } from './transfer-server.js';
+import { transferPath, type TransferFile } from './transfer-server.js';
 
 export interface DownloadOptions {
   /** `https://host:port` of the init node's transfer endpoint. */
@@ -38,6 +38,8 @@ export interface DownloadOptions {
   idleTimeoutMs?: number;
   /** Called as bytes arrive (the caller throttles). */
   progress?: (bytes: number, total: number) => void;
+  /** Which file of the restore: the raw snapshot (default) or its stored bytes. */
+  file?: TransferFile;
 }
 
 /** A failure that retrying cannot fix (wrong certificate, token, file). */
@@ -51,7 +53,7 @@ const MiB = 1024 * 1024;
 
 /** Downloads and verifies; on any failure nothing is left at `dest` (nor a `.part`). */
 export async function downloadSnapshot(o: DownloadOptions): Promise<{ bytes: number; attempts: number }> {
-  const full = `${o.url.replace(/\/+$/, '')}${transferPath(o.operationId)}`;
+  const full = `${o.url.replace(/\/+$/, '')}${transferPath(o.operationId, o.file)}`;
   const failed = (why: string, code: 'TRANSFER_FAILED' | 'SNAPSHOT_CHECKSUM_MISMATCH' = 'TRANSFER_FAILED', cause?: unknown): EtcdsnapError =>
     new EtcdsnapError(
       code,

@@ -2,7 +2,8 @@
  * The restore transfer endpoint: HTTPS, listening only while this node serves a staged
  * snapshot (from restore-prepare until restore-finish or -rollback).
  *
- *   GET /v1/restores/<operationId>/snapshot.db
+ *   GET /v1/restores/<operationId>/snapshot.db       the raw etcd snapshot
+ *   GET /v1/restores/<operationId>/snapshot.stored   its stored (compressed) bytes, when served
  *   Authorization: Bearer <transferToken of the restore>
  *
  * 200 with Content-Length (or 206 for `Range: bytes=N-`, a resumed download), 401 for a
@@ -21,11 +22,13 @@ import type { Logger } from '../core/log.js';
 import type { ServedSnapshot } from './state.js';
 import type { TransferTls } from './transfer-tls.js';
 
-export const TRANSFER_PATH = /^\/v1\/restores\/([A-Za-z0-9_-]{1,64})\/snapshot\.db$/;
+export const TRANSFER_PATH = /^\/v1\/restores\/([A-Za-z0-9_-]{1,64})\/snapshot\.(db|stored)$/;
 
-/** The URL path of an operation's staged snapshot. */
-export function transferPath(operationId: string): string {
-  return `/v1/restores/${operationId}/snapshot.db`;
+export type TransferFile = 'snapshot.db' | 'snapshot.stored';
+
+/** The URL path of an operation's staged snapshot (raw) or its stored bytes. */
+export function transferPath(operationId: string, file: TransferFile = 'snapshot.db'): string {
+  return `/v1/restores/${operationId}/${file}`;
 }
 
 /** sha256 (hex) of a transfer token: what the state keeps and requests are compared with. */
@@ -148,9 +151,11 @@ export class TransferServer {
       this.o.logger.warn({ operationId: op, remote: req.socket.remoteAddress, hadToken: Boolean(bearer) }, 'transfer request refused: wrong or missing token');
       return fail(401, 'Missing or wrong transfer token.');
     }
+    const file = m[2] === 'stored' ? entry.storedFile : entry.file;
+    if (file === undefined) return fail(404, `This node serves only the raw snapshot of restore ${op}.`);
     let size: number;
     try {
-      size = (await stat(entry.file)).size;
+      size = (await stat(file)).size;
     } catch {
       return fail(404, `The staged snapshot of restore ${op} is gone.`);
     }
@@ -176,7 +181,7 @@ export class TransferServer {
     });
     this.o.logger.info({ operationId: op, remote: req.socket.remoteAddress, from: start, size }, 'serving the staged snapshot');
     try {
-      await pipeline(createReadStream(entry.file, { start, highWaterMark: 1 << 20 }), res);
+      await pipeline(createReadStream(file, { start, highWaterMark: 1 << 20 }), res);
     } catch (err) {
       this.o.logger.warn({ operationId: op, remote: req.socket.remoteAddress, err: (err as Error).message }, 'snapshot transfer interrupted');
     }

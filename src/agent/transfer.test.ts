@@ -91,6 +91,24 @@ describe('restore transfer endpoint and pinned download', () => {
     await rm(opts().dest);
   });
 
+  it('serves the stored bytes at snapshot.stored only when given; the raw file is served either way', async () => {
+    await assert.rejects(downloadSnapshot(opts({ file: 'snapshot.stored' })), (e: unknown) => isEtcdsnapError(e, 'TRANSFER_FAILED') && /404/.test(e.message));
+    const stored = randomBytes(70 * 1024);
+    await writeFile(join(dir, 'snapshot.stored'), stored);
+    await server.serve({ operationId: 'op1', file: file(), size: body.length, tokenSha256: tokenDigest(token), storedFile: join(dir, 'snapshot.stored') });
+    try {
+      const dest = join(dir, 'out', 'stored.bin');
+      await downloadSnapshot(opts({ file: 'snapshot.stored', dest, size: stored.length, sha256: sha(stored) }));
+      assert.ok((await readFile(dest)).equals(stored));
+      await rm(dest);
+      await downloadSnapshot(opts());
+      assert.ok((await readFile(opts().dest)).equals(body));
+      await rm(opts().dest);
+    } finally {
+      await server.serve({ operationId: 'op1', file: file(), size: body.length, tokenSha256: tokenDigest(token) });
+    }
+  });
+
   it('a wrong token → 401 and TRANSFER_FAILED naming the node and URL; nothing left', async () => {
     const before401 = server.answered.get(401) ?? 0;
     await assert.rejects(downloadSnapshot(opts({ token: 'x'.repeat(40) })), (e: unknown) => isEtcdsnapError(e, 'TRANSFER_FAILED') && /401/.test(e.message) && /node-1/.test(e.message) && e.message.includes(url));

@@ -47,8 +47,8 @@ export class TransferService {
   }
 
   /** Serves `file` to holders of `token` for the operation (recorded first, then listened). */
-  async serve(operationId: string, file: string, size: number, token: string): Promise<Served> {
-    const entry = { operationId, file, size, tokenSha256: tokenDigest(token) };
+  async serve(operationId: string, file: string, size: number, token: string, storedFile?: string): Promise<Served> {
+    const entry = { operationId, file, size, tokenSha256: tokenDigest(token), ...(storedFile ? { storedFile } : {}) };
     await this.state.update((s) => {
       s.serving[operationId] = entry;
     });

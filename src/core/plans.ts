@@ -101,7 +101,7 @@ export const RestorePrepareTaskSchema = Type.Object(
   { additionalProperties: false },
 );
 export interface RestorePrepareResult {
-  [key: string]: string | number;
+  [key: string]: string | number | undefined;
   /** sha256 and size of the raw (decompressed) etcd snapshot staged for the restore. */
   rawSha256: string;
   rawSize: number;
@@ -111,6 +111,13 @@ export interface RestorePrepareResult {
   /** `https://host:port` of this node's transfer endpoint and the sha256 (hex, DER) of its certificate. */
   transferUrl: string;
   transferCertSha256: string;
+  /**
+   * When the init node also serves the stored (compressed) bytes — a fraction of the raw size
+   * over the network — their codec, sha256 and size. Added after v1: optional.
+   */
+  storedCodec?: string;
+  storedSha256?: string;
+  storedSize?: number;
 }
 
 /** Other nodes: download the staged file from the init node (certificate pinned), check size and sha256, stage it. */
@@ -133,6 +140,11 @@ export const RestoreFetchTaskSchema = Type.Object(
     ),
     rawSha256: Sha256,
     rawSize: Type.Integer({ minimum: 1 }),
+    /**
+     * Download the stored (compressed) bytes instead and decompress them here, checking their
+     * sha256 and size first and the raw bytes against rawSha256/rawSize after. Added after v1: optional.
+     */
+    stored: Type.Optional(Type.Object({ codec: Type.Union(CODECS.map((c) => Type.Literal(c))), sha256: Sha256, size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

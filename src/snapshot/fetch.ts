@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { codecOfName } from '../core/codec.js';
+import { codecOfName, type Codec } from '../core/codec.js';
 import { EtcdsnapError, isEtcdsnapError, toEtcdsnapError } from '../core/errors.js';
 import type { SnapshotMetadata } from '../core/metadata.js';
 import type { BackupTarget } from '../storage/target.js';
@@ -64,6 +64,38 @@ export async function fetchVerified(target: BackupTarget, name: string, dest: st
     return { metadata, rawSize: trailer.bytes, rawSha256: trailer.digests.rawSha256, verifiedWith: metadata ? 'metadata' : 'trailer' };
   } catch (err) {
     opened.stream.destroy();
+    await rm(part, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Decompresses a stored snapshot file that was already verified (its sha256 and size) into
+ * `dest` as a raw etcd snapshot, checking etcd's trailer on the way and the raw bytes against
+ * `expect`: `.part`, fsync, rename; on any failure nothing is left at `dest`.
+ */
+export async function decompressVerified(file: string, codec: Codec, dest: string, expect: { rawSha256: string; rawSize: number }, signal?: AbortSignal): Promise<{ rawSize: number; rawSha256: string }> {
+  const part = `${dest}.${randomBytes(4).toString('hex')}.part`;
+  const trailer = new TrailerCheckStream(file, undefined, 'SNAPSHOT_CHECKSUM_MISMATCH');
+  try {
+    try {
+      await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), createDecompressor(codec), trailer, createWriteStream(part, { flags: 'wx' }), signal ? { signal } : {});
+    } catch (err) {
+      if (isEtcdsnapError(err) && err.code !== 'SNAPSHOT_CHECKSUM_MISMATCH') throw err;
+      throw mismatch(file, (err as Error).message);
+    }
+    if (trailer.bytes !== expect.rawSize || trailer.digests.rawSha256 !== expect.rawSha256) {
+      throw mismatch(file, `decompressed to ${trailer.bytes} bytes with sha256 ${trailer.digests.rawSha256}, not ${expect.rawSize} bytes with ${expect.rawSha256}`);
+    }
+    const fh = await open(part, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(part, dest);
+    return { rawSize: trailer.bytes, rawSha256: trailer.digests.rawSha256 };
+  } catch (err) {
     await rm(part, { force: true });
     throw err;
   }

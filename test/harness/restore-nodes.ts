@@ -4,10 +4,11 @@
  * endpoint on 127.0.0.1:0) and runs restore tasks through the real handlers with a real
  * TaskContext. Members still running when the process exits are killed.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from '../../src/agent/config.js';
-import { ManagedMember } from '../../src/agent/member.js';
+import { ExternalMember, ManagedMember, type LocalMember } from '../../src/agent/member.js';
 import { SnapshotWorker } from '../../src/agent/snapshots.js';
 import { StateStore } from '../../src/agent/state.js';
 import { RESTORE_HANDLERS } from '../../src/agent/tasks/restore.js';
@@ -20,6 +21,8 @@ import { LocalTarget } from '../../src/storage/local.js';
 import { freePort, tempDir } from './net.js';
 
 const live = new Set<ManagedMember>();
+/** Pid files of external members (started by a shell command, in the background). */
+const externalPids = new Set<string>();
 let netInstalled = false;
 function installSafetyNet(): void {
   if (netInstalled) return;
@@ -32,14 +35,45 @@ function installSafetyNet(): void {
         // gone
       }
     }
+    for (const f of externalPids) {
+      try {
+        process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
   });
+}
+
+/**
+ * External mode as on a distribution that runs etcd itself: shell commands the agent calls to
+ * start etcd in the background (pid in a file) and to stop it (and wait until it is gone).
+ */
+function externalCommands(o: { dir: string; name: string; dataDir: string; client: string; peer: string; initialCluster: string; token: string }): { start: string; stop: string; pidFile: string } {
+  const pidFile = join(o.dir, 'etcd.pid');
+  const flags = [
+    `--name=${o.name}`,
+    `--data-dir=${o.dataDir}`,
+    `--listen-client-urls=${o.client}`,
+    `--advertise-client-urls=${o.client}`,
+    `--listen-peer-urls=${o.peer}`,
+    `--initial-advertise-peer-urls=${o.peer}`,
+    `--initial-cluster=${o.initialCluster}`,
+    `--initial-cluster-token=${o.token}`,
+    '--initial-cluster-state=new',
+  ].join(' ');
+  return {
+    pidFile,
+    start: `mkdir -p ${o.dir} && (nohup etcd ${flags} >> ${join(o.dir, 'etcd-external.log')} 2>&1 & echo $! > ${pidFile})`,
+    stop: `pid=$(cat ${pidFile} 2>/dev/null); if [ -n "$pid" ]; then kill $pid 2>/dev/null; while kill -0 $pid 2>/dev/null; do sleep 0.1; done; fi; true`,
+  };
 }
 
 export interface RestoreNode {
   name: string;
   config: AgentConfig;
   state: StateStore;
-  member: ManagedMember;
+  member: LocalMember;
   local: LocalTarget;
   snapshots: SnapshotWorker;
   transfer: TransferService;
@@ -65,8 +99,16 @@ export interface RestoreNodes {
 
 export const restoreTestLogger = (): Logger => createLogger(process.env.AGENT_TEST_LOG ?? 'silent', 'restore-test');
 
-/** n nodes with managed members of one new cluster, started and healthy. */
-export async function restoreNodes(n: number, extra: Partial<AgentConfigInput> | ((name: string) => Partial<AgentConfigInput>) = {}, server = 'http://127.0.0.1:9'): Promise<RestoreNodes> {
+/**
+ * n nodes with members of one new cluster, started and healthy: managed by default; with
+ * `external`, etcd is started and stopped by shell commands (--etcd-start/stop-command).
+ */
+export async function restoreNodes(
+  n: number,
+  extra: Partial<AgentConfigInput> | ((name: string) => Partial<AgentConfigInput>) = {},
+  server = 'http://127.0.0.1:9',
+  options: { external?: boolean } = {},
+): Promise<RestoreNodes> {
   installSafetyNet();
   const root = await tempDir('etcdsnap-restore-');
   const names = Array.from({ length: n }, (_, i) => `node-${i + 1}`);
@@ -87,15 +129,21 @@ export async function restoreNodes(n: number, extra: Partial<AgentConfigInput> |
   const signal = new AbortController().signal;
   const nodes: RestoreNode[] = [];
   for (const [i, name] of names.entries()) {
+    const client = `http://127.0.0.1:${ports[i]!.client}`;
+    const peer = `http://127.0.0.1:${ports[i]!.peer}`;
+    const token = `restore-test-${root.slice(-6).toLowerCase()}`;
+    const ext = options.external ? externalCommands({ dir: join(root, `${name}-etcd-run`), name, dataDir: join(root, `${name}-etcd`), client, peer, initialCluster, token }) : undefined;
+    if (ext) externalPids.add(ext.pidFile);
     const config = parseAgentConfig({
       server,
       registrationToken: 'r'.repeat(32),
       nodeName: name,
       dataDir: join(root, name),
-      etcdClientUrl: `http://127.0.0.1:${ports[i]!.client}`,
-      etcdPeerUrl: `http://127.0.0.1:${ports[i]!.peer}`,
-      etcdInitialCluster: initialCluster,
-      etcdInitialClusterToken: `restore-test-${root.slice(-6).toLowerCase()}`,
+      etcdClientUrl: client,
+      etcdPeerUrl: peer,
+      ...(ext
+        ? { mode: 'external' as const, etcdDataDir: join(root, `${name}-etcd`), etcdStartCommand: ext.start, etcdStopCommand: ext.stop }
+        : { etcdInitialCluster: initialCluster, etcdInitialClusterToken: token }),
       transferListen: '127.0.0.1:0',
       retryInitialMs: 100,
       retryMaxMs: 1000,
@@ -103,8 +151,8 @@ export async function restoreNodes(n: number, extra: Partial<AgentConfigInput> |
       ...(typeof extra === 'function' ? extra(name) : extra),
     });
     const state = await StateStore.open(config.dataDir, { server: config.server, node: name });
-    const member = new ManagedMember(config, logger);
-    live.add(member);
+    const member: LocalMember = ext ? new ExternalMember(config) : new ManagedMember(config, logger);
+    if (member instanceof ManagedMember) live.add(member);
     const local = new LocalTarget({ dir: config.snapshotDir });
     const snapshots = new SnapshotWorker({ node: name, local, member, logger });
     const transfer = new TransferService(config, state, logger);
@@ -156,7 +204,7 @@ export async function restoreNodes(n: number, extra: Partial<AgentConfigInput> |
     },
     async close() {
       await Promise.all(nodes.map((x) => x.release()));
-      for (const x of nodes) live.delete(x.member);
+      for (const x of nodes) if (x.member instanceof ManagedMember) live.delete(x.member);
       await rm(root, { recursive: true, force: true });
     },
   };

@@ -4,11 +4,13 @@
  * nodes: from the init node, certificate pinned). A bad copy fails the restore here, before
  * any downtime.
  */
-import { chmod, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, link, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Codec } from '../../core/codec.js';
 import { EtcdsnapError } from '../../core/errors.js';
 import type { RestoreFetchTask, RestorePrepareResult, RestorePrepareTask } from '../../core/plans.js';
 import { snapshotFileStatus } from '../../etcd/restore.js';
-import { fetchVerified } from '../../snapshot/fetch.js';
+import { decompressVerified, fetchVerified } from '../../snapshot/fetch.js';
 import type { BackupTarget } from '../../storage/target.js';
 import type { StagedSnapshot } from '../state.js';
 import { downloadSnapshot, mib } from '../transfer-client.js';
@@ -73,7 +75,8 @@ export async function restorePrepareTask(task: RestorePrepareTask, ctx: TaskCont
     await record(ctx, staged);
   }
   const status = await snapshotFileStatus(dest);
-  const served = await ctx.transfer.serve(op, dest, staged.rawSize, task.transferToken);
+  const stored = await storedCopy(task, ctx);
+  const served = await ctx.transfer.serve(op, dest, staged.rawSize, task.transferToken, stored?.file);
   const result: RestorePrepareResult = {
     rawSha256: staged.rawSha256,
     rawSize: staged.rawSize,
@@ -81,8 +84,36 @@ export async function restorePrepareTask(task: RestorePrepareTask, ctx: TaskCont
     totalKey: status.totalKey,
     transferUrl: served.url,
     transferCertSha256: served.certSha256,
+    ...(stored ? { storedCodec: stored.codec, storedSha256: stored.sha256, storedSize: stored.size } : {}),
   };
-  return { message: `Staged ${task.source.name} (${staged.rawSize} bytes, revision ${status.revision}, ${status.totalKey} keys); serving it at ${served.url}.`, result };
+  const also = stored ? ` and its ${stored.codec} bytes (${stored.size})` : '';
+  return { message: `Staged ${task.source.name} (${staged.rawSize} bytes, revision ${status.revision}, ${status.totalKey} keys); serving it${also} at ${served.url}.`, result: result as Record<string, string | number> };
+}
+
+/**
+ * The stored (compressed) bytes of a local snapshot, linked into the restore's dir (so a
+ * retention run cannot remove them meanwhile), for the other nodes to download instead of the
+ * raw snapshot. Only for a compressed local snapshot with metadata; undefined otherwise (the
+ * raw file is served alone).
+ */
+async function storedCopy(task: RestorePrepareTask, ctx: TaskContext): Promise<{ file: string; codec: Codec; sha256: string; size: number } | undefined> {
+  if (task.source.storage !== 'local') return undefined;
+  const snap = await ctx.local.stat(task.source.name).catch(() => undefined);
+  const m = snap?.metadata;
+  if (!m || m.codec === 'none') return undefined;
+  const file = path.join(path.dirname(stagedPath(ctx, task.operationId)), 'snapshot.stored');
+  await rm(file, { force: true });
+  try {
+    await link(path.join(ctx.local.dir, task.source.name), file);
+  } catch {
+    await copyFile(path.join(ctx.local.dir, task.source.name), file);
+  }
+  const got = await hashFile(file);
+  if (got.sha256 !== m.sha256 || got.size !== m.storedSize) {
+    await rm(file, { force: true });
+    return undefined; // changed since it was verified: serve the raw file only
+  }
+  return { file, codec: m.codec, sha256: m.sha256, size: m.storedSize };
 }
 
 /** Other nodes: download the staged file from the init node, verify it, stage it. */
@@ -99,19 +130,33 @@ export async function restoreFetchTask(task: RestoreFetchTask, ctx: TaskContext)
   const dest = stagedPath(ctx, op);
   await rm(dest, { force: true });
   const from = task.source.node;
-  ctx.progress(`downloading ${mib(0, task.rawSize)} from ${from}`);
+  const stored = task.stored;
+  const what = stored ? `${stored.codec} ` : '';
+  const size = stored ? stored.size : task.rawSize;
+  ctx.progress(`downloading ${what}${mib(0, size)} from ${from}`);
+  const download = stored ? path.join(path.dirname(dest), 'snapshot.stored') : dest;
   const got = await downloadSnapshot({
     url: task.source.url,
     operationId: op,
     certSha256: task.source.certSha256,
     token: task.source.token,
     node: from,
-    dest,
-    size: task.rawSize,
-    sha256: task.rawSha256,
+    dest: download,
+    size,
+    sha256: stored ? stored.sha256 : task.rawSha256,
     signal: ctx.signal,
-    progress: (bytes, total) => ctx.progress(`downloading ${mib(bytes, total)} from ${from}`),
+    progress: (bytes, total) => ctx.progress(`downloading ${what}${mib(bytes, total)} from ${from}`),
+    ...(stored ? { file: 'snapshot.stored' as const } : {}),
   });
+  if (stored) {
+    ctx.progress(`decompressing the ${stored.codec} bytes and verifying them`);
+    try {
+      await decompressVerified(download, stored.codec, dest, { rawSha256: task.rawSha256, rawSize: task.rawSize }, ctx.signal);
+    } finally {
+      await rm(download, { force: true });
+    }
+  }
   await record(ctx, { operationId: op, file: dest, rawSha256: task.rawSha256, rawSize: task.rawSize });
-  return { message: `Downloaded the snapshot from ${from} (${got.bytes} bytes, sha256 verified${got.attempts > 1 ? `, ${got.attempts} attempts` : ''}).` };
+  const how = stored ? `${got.bytes} ${stored.codec} bytes, decompressed to ${task.rawSize}; both sha256 verified` : `${got.bytes} bytes, sha256 verified`;
+  return { message: `Downloaded the snapshot from ${from} (${how}${got.attempts > 1 ? `, ${got.attempts} attempts` : ''}).` };
 }

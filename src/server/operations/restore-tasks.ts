@@ -1,4 +1,5 @@
 import type { Phase } from '../../core/api.js';
+import type { Codec } from '../../core/codec.js';
 import type { RestoreTaskKind, Task } from '../../core/plans.js';
 import { clusterViews } from '../views.js';
 import type { ClusterRow, NodeRow } from '../db/clusters.js';
@@ -33,7 +34,16 @@ export interface RestoreData {
   /** What the snapshot's metadata says (kept: the record may be deleted meanwhile). */
   snapshot?: { kubernetesVersion: string | null; clusterConfig: string | null; summary: { keys: number; revision: number } | null; revisionExact: boolean };
   /** The init node's restore-prepare result. */
-  prepared?: { rawSha256: string; rawSize: number; revision: number; totalKey: number; transferUrl: string; transferCertSha256: string };
+  prepared?: {
+    rawSha256: string;
+    rawSize: number;
+    revision: number;
+    totalKey: number;
+    transferUrl: string;
+    transferCertSha256: string;
+    /** The stored (compressed) bytes the init node serves too, if it does. */
+    stored?: { codec: Codec; sha256: string; size: number };
+  };
   /** The cluster's version and config before the mode changed them (set just before the change). */
   previous?: ClusterDesired;
   /** Set before the first restore-stop: from then on members may have changed. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { CODECS, type Codec } from '../../core/codec.js';
 import { isEtcdsnapError } from '../../core/errors.js';
 import type { RestorePrepareResult, RestoreStartResult } from '../../core/plans.js';
 import { taskResult } from '../db/tasks.js';
@@ -41,7 +42,9 @@ function validPrepared(r: Record<string, unknown> | undefined): RestoreData['pre
   const hex = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
   const int = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
   if (!hex(rawSha256) || !int(rawSize, 1) || !int(revision, 1) || !hex(transferCertSha256) || typeof transferUrl !== 'string' || !/^https?:\/\//.test(transferUrl)) return undefined;
-  return { rawSha256, rawSize, revision, totalKey: int(totalKey, 0) ? totalKey : 0, transferUrl, transferCertSha256 };
+  const { storedCodec, storedSha256, storedSize } = r as Partial<RestorePrepareResult>;
+  const stored = (CODECS as readonly unknown[]).includes(storedCodec) && storedCodec !== 'none' && hex(storedSha256) && int(storedSize, 1) ? { codec: storedCodec as Codec, sha256: storedSha256, size: storedSize } : undefined;
+  return { rawSha256, rawSize, revision, totalKey: int(totalKey, 0) ? totalKey : 0, transferUrl, transferCertSha256, ...(stored ? { stored } : {}) };
 }
 
 /** Chooses and records the source, init node, participants and transfer token (once). */
@@ -129,6 +132,8 @@ async function started(pc: PhaseContext): Promise<PhaseOutcome> {
     source: { url: prepared.transferUrl, certSha256: prepared.transferCertSha256, token: data.transferToken as string, node: init.name },
     rawSha256: prepared.rawSha256,
     rawSize: prepared.rawSize,
+    // The compressed bytes when the init node serves them: a fraction of the raw size to move.
+    ...(prepared.stored ? { stored: prepared.stored } : {}),
   }));
   if (sent) tasks = await pc.tasks();
   const fetched = await awaitAll(pc, tasks, others, 'fetch', { doing: `downloading the snapshot from ${init.name}`, done: 'snapshot downloaded and verified', what: `Downloading the snapshot from ${init.name}` });

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import type { RestorePrepareResult, RestoreStartResult, Task } from '../../src/core/plans.js';
+import { dumpAll, fillKubernetesLike } from '../harness/index.js';
+import { restoreNodes, type RestoreNode, type RestoreNodes } from '../harness/restore-nodes.js';
+
+/**
+ * The restore tasks on agents in external mode — etcd run by someone else, as on a distribution
+ * that runs etcd itself: the agent stops and starts it only through --etcd-stop-command and
+ * --etcd-start-command and knows its data dir from --etcd-data-dir. A whole restore, and a
+ * rollback after some nodes replaced their data dir.
+ */
+describe('agent: restore tasks with external etcd members (stop/start commands)', () => {
+  let c: RestoreNodes;
+  let snapName: string;
+  let snapSha: string;
+  let atSnapshot: Map<string, string>;
+  const token = randomBytes(24).toString('base64url');
+  const node = (i: number): RestoreNode => c.nodes[i] as RestoreNode;
+  const all = <T>(fn: (n: RestoreNode) => Promise<T>): Promise<T[]> => Promise.all(c.nodes.map(fn));
+  const kv = async (ops: (etcd: Etcd3) => Promise<unknown>): Promise<void> => {
+    const etcd = new Etcd3({ hosts: c.endpoints });
+    try {
+      await ops(etcd);
+    } finally {
+      etcd.close();
+    }
+  };
+  const dumps = async (): Promise<Map<string, string>> => {
+    const ds = await Promise.all(c.endpoints.map((e) => dumpAll(e)));
+    for (const d of ds.slice(1)) assert.deepEqual(d.kv, ds[0]?.kv, 'every member has the same keys and values');
+    return ds[0]?.kv as Map<string, string>;
+  };
+  const asides = async (): Promise<string[]> => (await readdir(dirname(node(0).config.etcdDataDir as string))).filter((e) => e.includes('.pre-restore-'));
+  const tasks = (op: string) => ({
+    prepare: (): Task => ({ id: `${op}-prepare`, kind: 'restore-prepare', operationId: op, source: { storage: 'local', name: snapName, sha256: snapSha }, transferToken: token }),
+    fetch: (p: RestorePrepareResult): Task => ({ id: `${op}-fetch`, kind: 'restore-fetch', operationId: op, source: { url: p.transferUrl, certSha256: p.transferCertSha256, token, node: 'node-1' }, rawSha256: p.rawSha256, rawSize: p.rawSize }),
+    stop: (): Task => ({ id: `${op}-stop`, kind: 'restore-stop', operationId: op }),
+    apply: (n: RestoreNode, p: RestorePrepareResult): Task => ({
+      id: `${op}-apply`,
+      kind: 'restore-apply',
+      operationId: op,
+      memberName: n.name,
+      peerUrl: n.config.etcdPeerUrl,
+      initialCluster: c.initialCluster,
+      initialClusterToken: `restored-${op}`,
+      rawSha256: p.rawSha256,
+    }),
+    start: (p: RestorePrepareResult): Task => ({ id: `${op}-start`, kind: 'restore-start', operationId: op, revision: p.revision, timeoutMs: 30_000 }),
+    finish: (): Task => ({ id: `${op}-finish`, kind: 'restore-finish', operationId: op, kubernetesVersion: null, clusterConfig: null }),
+    cleanup: (): Task => ({ id: `${op}-cleanup`, kind: 'restore-cleanup', operationId: op, keepOldDataDays: 0 }),
+    rollback: (): Task => ({ id: `${op}-rollback`, kind: 'restore-rollback', operationId: op, kubernetesVersion: null, clusterConfig: null, timeoutMs: 30_000 }),
+  });
+  const stage = async (op: string): Promise<RestorePrepareResult> => {
+    const p = (await node(0).run(tasks(op).prepare())).result as RestorePrepareResult;
+    await Promise.all([1, 2].map((i) => node(i).run(tasks(op).fetch(p))));
+    return p;
+  };
+
+  before(async () => {
+    c = await restoreNodes(3, {}, undefined, { external: true });
+    assert.equal(node(0).member.mode, 'external');
+    await kv(async (etcd) => {
+      await etcd.put('k/a').value('1');
+      await etcd.put('k/b').value('1');
+    });
+    await fillKubernetesLike(c.endpoints, { totalBytes: 128 * 1024, seed: 7 });
+    atSnapshot = (await dumpAll(c.endpoints[0] as string)).kv;
+    const out = await node(0).snapshots.take(c.plan, { base: 'on-demand', kind: 'on-demand', retention: false });
+    const stored = out.reports.find((r) => r.state === 'successful');
+    assert.ok(stored?.metadata, JSON.stringify(out.reports));
+    snapName = stored.name;
+    snapSha = stored.metadata.sha256;
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  it('rollback after apply on two nodes: the stop command ran, the old data dirs are back, the start command brought etcd back with the data it had', async () => {
+    await kv(async (etcd) => etcd.put('k/after').value('kept'));
+    const before = await dumps();
+    const t = tasks('ext1');
+    const p = await stage('ext1');
+    await all((n) => n.run(t.stop()));
+    for (const n of c.nodes) assert.notEqual((await n.member.status(500)).state, 'healthy', `${n.name}: etcd stopped by its command`);
+    await node(0).run(t.apply(node(0), p));
+    await node(1).run(t.apply(node(1), p));
+    assert.equal((await asides()).length, 2);
+    await all((n) => n.run(t.rollback()));
+    await c.waitHealthy();
+    assert.deepEqual(await dumps(), before);
+    assert.deepEqual(await asides(), []);
+    for (const n of c.nodes) assert.equal(n.state.state.hold, null);
+  });
+
+  it('a whole restore: every member on the snapshot, old data dirs removed', async () => {
+    await kv(async (etcd) => {
+      await etcd.put('k/a').value('2');
+      await etcd.delete().key('k/b');
+    });
+    const t = tasks('ext2');
+    const p = await stage('ext2');
+    await all((n) => n.run(t.stop()));
+    await all((n) => n.run(t.apply(n, p)));
+    const started = await all(async (n) => (await n.run(t.start(p))).result as RestoreStartResult);
+    assert.equal(new Set(started.map((s) => s.hashKv)).size, 1, 'HashKV equal on every member');
+    await all((n) => n.run(t.finish()));
+    await all((n) => n.run(t.cleanup()));
+    assert.deepEqual(await dumps(), atSnapshot);
+    assert.deepEqual(await asides(), []);
+    for (const n of c.nodes) assert.equal(n.state.state.hold, null);
+  });
+});
