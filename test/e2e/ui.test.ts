@@ -3,7 +3,7 @@ import { access, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { Cluster, SnapshotRecord } from '../../src/core/api.js';
+import type { Cluster, Operation, SnapshotRecord } from '../../src/core/api.js';
 import { dumpAll, fillKubernetesLike, keyCountsByResource, tempDir, type Dump } from '../harness/index.js';
 import { assertSameData, dumpMembers, mutate } from '../harness/restore-e2e.js';
 import { collectErrors, launchChromium, newPage, screenshot, SCREENSHOTS } from '../harness/browser.js';
@@ -240,6 +240,30 @@ describe('web UI (chromium, server + 3 agents + 3 etcd members)', () => {
     await submit.click();
     await page.waitForURL(/\/operations\//);
   };
+
+  it('restore dialog, "etcd and Kubernetes version": the version change is shown before confirming; cancelling starts nothing', async () => {
+    const edit = await stack.cli(['cluster', 'edit', 'prod', '--kubernetes-version', 'v1.31.2+rke2r1']);
+    assert.equal(edit.code, 0, edit.stderr);
+    try {
+      await page.goto(`${stack.url}/clusters/prod`);
+      await until('Snapshot now enabled (cluster healthy, idle)', () => page.getByRole('button', { name: 'Snapshot now' }).isEnabled(), 60_000);
+      await page.locator('tr[data-name^="on-demand-node-1-"]').getByRole('button', { name: /^Restore/ }).click();
+      const dialog = page.getByRole('dialog', { name: 'Restore prod' });
+      await dialog.waitFor();
+      const changes = dialog.getByTestId('restore-changes');
+      await until('the current version in the dialog', async () => /Kubernetes version: stays v1\.31\.2\+rke2r1/.test(await changes.innerText()));
+      await dialog.getByRole('radio', { name: /^etcd and Kubernetes version/ }).check();
+      await until('the version change shown', async () => /Kubernetes version: v1\.31\.2\+rke2r1\s*→\s*v1\.30\.4\+rke2r1/.test(await changes.innerText()));
+      assert.ok(await dialog.getByRole('button', { name: /^Restore etcd and Kubernetes version/ }).isVisible(), 'the button says what it restores');
+      await screenshot(page, '12b-restore-dialog-version');
+      const opsBefore = (await json<Operation[]>(['operation', 'ls', 'prod'])).length;
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      assert.equal((await json<Operation[]>(['operation', 'ls', 'prod'])).length, opsBefore, 'cancelling started no operation');
+    } finally {
+      await stack.cli(['cluster', 'edit', 'prod', '--kubernetes-version', 'v1.30.4+rke2r1']);
+    }
+  });
 
   it('restore "etcd only" from the dialog: the stepper goes live through every phase to Finished, and the data is back', async () => {
     await mutate(stack.nodes.map((n) => n.clientUrl), 'ui-after-snapshot');

@@ -15,7 +15,8 @@ import { RESTORE_HANDLERS } from '../../src/agent/tasks/restore.js';
 import type { TaskContext, TaskHandler, TaskResult } from '../../src/agent/tasks/types.js';
 import { TransferService } from '../../src/agent/transfer.js';
 import { createLogger, type Logger } from '../../src/core/log.js';
-import { PROTOCOL_VERSION, type NodePlan, type Task } from '../../src/core/plans.js';
+import type { Codec } from '../../src/core/codec.js';
+import { PROTOCOL_VERSION, type NodePlan, type RestorePrepareResult, type Task } from '../../src/core/plans.js';
 import { waitHealthy } from '../../src/etcd/wait.js';
 import { LocalTarget } from '../../src/storage/local.js';
 import { freePort, tempDir } from './net.js';
@@ -215,4 +216,50 @@ export async function restoreNodes(
     throw err;
   }
   return out;
+}
+
+export interface RestoreTaskOptions {
+  /** The restore's transfer token. */
+  token: string;
+  /** The snapshot restored (read when a prepare task is built). */
+  snapshot: () => { name: string; sha256: string };
+  /** Version and config restore-finish carries (the restored ones). */
+  finish?: { kubernetesVersion: string | null; clusterConfig: string | null };
+  /** Version and config restore-rollback carries (the cluster's before the restore). */
+  rollback?: { kubernetesVersion: string | null; clusterConfig: string | null };
+  /** Let peers take the stored bytes when the init node serves them (default true). */
+  stored?: boolean;
+}
+
+/** The restore tasks of operation `op` as the server would send them to these nodes. */
+export function restoreTasks(nodes: () => RestoreNodes, o: RestoreTaskOptions) {
+  const none = { kubernetesVersion: null, clusterConfig: null };
+  return (op: string) => ({
+    prepare: (): Task => ({ id: `${op}-prepare`, kind: 'restore-prepare', operationId: op, source: { storage: 'local', name: o.snapshot().name, sha256: o.snapshot().sha256 }, transferToken: o.token }),
+    fetch: (p: RestorePrepareResult): Task => ({
+      id: `${op}-fetch`,
+      kind: 'restore-fetch',
+      operationId: op,
+      source: { url: p.transferUrl, certSha256: p.transferCertSha256, token: o.token, node: nodes().nodes[0]?.name as string },
+      rawSha256: p.rawSha256,
+      rawSize: p.rawSize,
+      // The init node serves the zstd bytes of a local snapshot too: peers take those.
+      ...(o.stored !== false && p.storedSha256 ? { stored: { codec: p.storedCodec as Codec, sha256: p.storedSha256, size: p.storedSize as number } } : {}),
+    }),
+    stop: (): Task => ({ id: `${op}-stop`, kind: 'restore-stop', operationId: op }),
+    apply: (n: RestoreNode, p: RestorePrepareResult): Task => ({
+      id: `${op}-apply`,
+      kind: 'restore-apply',
+      operationId: op,
+      memberName: n.name,
+      peerUrl: n.config.etcdPeerUrl,
+      initialCluster: nodes().initialCluster,
+      initialClusterToken: `restored-${op}`,
+      rawSha256: p.rawSha256,
+    }),
+    start: (p: RestorePrepareResult): Task => ({ id: `${op}-start`, kind: 'restore-start', operationId: op, revision: p.revision, timeoutMs: 30_000 }),
+    finish: (): Task => ({ id: `${op}-finish`, kind: 'restore-finish', operationId: op, ...(o.finish ?? none) }),
+    cleanup: (keepOldDataDays = 0): Task => ({ id: `${op}-cleanup`, kind: 'restore-cleanup', operationId: op, keepOldDataDays }),
+    rollback: (): Task => ({ id: `${op}-rollback`, kind: 'restore-rollback', operationId: op, ...(o.rollback ?? none), timeoutMs: 30_000 }),
+  });
 }

@@ -4,9 +4,9 @@ import { readdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import type { RestorePrepareResult, RestoreStartResult, Task } from '../../src/core/plans.js';
+import type { RestorePrepareResult, RestoreStartResult } from '../../src/core/plans.js';
 import { dumpAll, fillKubernetesLike } from '../harness/index.js';
-import { restoreNodes, type RestoreNode, type RestoreNodes } from '../harness/restore-nodes.js';
+import { restoreNodes, restoreTasks, type RestoreNode, type RestoreNodes } from '../harness/restore-nodes.js';
 
 /**
  * The restore tasks on agents in external mode — etcd run by someone else, as on a distribution
@@ -36,25 +36,8 @@ describe('agent: restore tasks with external etcd members (stop/start commands)'
     return ds[0]?.kv as Map<string, string>;
   };
   const asides = async (): Promise<string[]> => (await readdir(dirname(node(0).config.etcdDataDir as string))).filter((e) => e.includes('.pre-restore-'));
-  const tasks = (op: string) => ({
-    prepare: (): Task => ({ id: `${op}-prepare`, kind: 'restore-prepare', operationId: op, source: { storage: 'local', name: snapName, sha256: snapSha }, transferToken: token }),
-    fetch: (p: RestorePrepareResult): Task => ({ id: `${op}-fetch`, kind: 'restore-fetch', operationId: op, source: { url: p.transferUrl, certSha256: p.transferCertSha256, token, node: 'node-1' }, rawSha256: p.rawSha256, rawSize: p.rawSize }),
-    stop: (): Task => ({ id: `${op}-stop`, kind: 'restore-stop', operationId: op }),
-    apply: (n: RestoreNode, p: RestorePrepareResult): Task => ({
-      id: `${op}-apply`,
-      kind: 'restore-apply',
-      operationId: op,
-      memberName: n.name,
-      peerUrl: n.config.etcdPeerUrl,
-      initialCluster: c.initialCluster,
-      initialClusterToken: `restored-${op}`,
-      rawSha256: p.rawSha256,
-    }),
-    start: (p: RestorePrepareResult): Task => ({ id: `${op}-start`, kind: 'restore-start', operationId: op, revision: p.revision, timeoutMs: 30_000 }),
-    finish: (): Task => ({ id: `${op}-finish`, kind: 'restore-finish', operationId: op, kubernetesVersion: null, clusterConfig: null }),
-    cleanup: (): Task => ({ id: `${op}-cleanup`, kind: 'restore-cleanup', operationId: op, keepOldDataDays: 0 }),
-    rollback: (): Task => ({ id: `${op}-rollback`, kind: 'restore-rollback', operationId: op, kubernetesVersion: null, clusterConfig: null, timeoutMs: 30_000 }),
-  });
+  // Raw transfer here (the managed-mode test takes the stored bytes): both paths are covered.
+  const tasks = restoreTasks(() => c, { token, snapshot: () => ({ name: snapName, sha256: snapSha }), stored: false });
   const stage = async (op: string): Promise<RestorePrepareResult> => {
     const p = (await node(0).run(tasks(op).prepare())).result as RestorePrepareResult;
     await Promise.all([1, 2].map((i) => node(i).run(tasks(op).fetch(p))));

@@ -10,7 +10,7 @@ import { Agent } from '../../src/agent/agent.js';
 import { sweepKeptDataDirs } from '../../src/agent/tasks/restore-sweep.js';
 import type { RestorePrepareResult, RestoreStartResult, Task } from '../../src/core/plans.js';
 import { dumpAll, fillKubernetesLike } from '../harness/index.js';
-import { restoreNodes, restoreTestLogger, type RestoreNode, type RestoreNodes } from '../harness/restore-nodes.js';
+import { restoreNodes, restoreTasks, restoreTestLogger, type RestoreNode, type RestoreNodes } from '../harness/restore-nodes.js';
 import { FakeControlPlane, waitFor } from './agent-fake-server.js';
 
 /**
@@ -48,33 +48,11 @@ describe('agent: whole-cluster restore tasks on 3 managed members', () => {
     (await Promise.all(c.nodes.map(async (n) => (await readdir(dirname(n.config.etcdDataDir!))).filter((e) => e.includes('.pre-restore-'))))).flat();
   const restoresLeft = async (): Promise<string[]> => (await Promise.all(c.nodes.map(async (n) => readdir(join(n.config.dataDir, 'restores')).catch(() => [])))).flat();
 
-  const tasks = (op: string) => ({
-    prepare: (): Task => ({ id: `${op}-prepare`, kind: 'restore-prepare', operationId: op, source: { storage: 'local', name: snapName, sha256: snapSha }, transferToken: token }),
-    fetch: (p: RestorePrepareResult): Task => ({
-      id: `${op}-fetch`,
-      kind: 'restore-fetch',
-      operationId: op,
-      source: { url: p.transferUrl, certSha256: p.transferCertSha256, token, node: 'node-1' },
-      rawSha256: p.rawSha256,
-      rawSize: p.rawSize,
-      // The init node serves the zstd bytes of a local snapshot too: the peers take those.
-      ...(p.storedSha256 ? { stored: { codec: p.storedCodec as 'zstd', sha256: p.storedSha256, size: p.storedSize as number } } : {}),
-    }),
-    stop: (): Task => ({ id: `${op}-stop`, kind: 'restore-stop', operationId: op }),
-    apply: (n: RestoreNode, p: RestorePrepareResult): Task => ({
-      id: `${op}-apply`,
-      kind: 'restore-apply',
-      operationId: op,
-      memberName: n.name,
-      peerUrl: n.config.etcdPeerUrl,
-      initialCluster: c.initialCluster,
-      initialClusterToken: `restored-${op}`,
-      rawSha256: p.rawSha256,
-    }),
-    start: (p: RestorePrepareResult): Task => ({ id: `${op}-start`, kind: 'restore-start', operationId: op, revision: p.revision, timeoutMs: 30_000 }),
-    finish: (): Task => ({ id: `${op}-finish`, kind: 'restore-finish', operationId: op, kubernetesVersion: 'v1.29.9+rke2r1', clusterConfig: 'restored: true\n' }),
-    cleanup: (keepOldDataDays: number): Task => ({ id: `${op}-cleanup`, kind: 'restore-cleanup', operationId: op, keepOldDataDays }),
-    rollback: (): Task => ({ id: `${op}-rollback`, kind: 'restore-rollback', operationId: op, kubernetesVersion: 'v1.30.4+rke2r1', clusterConfig: null, timeoutMs: 30_000 }),
+  const tasks = restoreTasks(() => c, {
+    token,
+    snapshot: () => ({ name: snapName, sha256: snapSha }),
+    finish: { kubernetesVersion: 'v1.29.9+rke2r1', clusterConfig: 'restored: true\n' },
+    rollback: { kubernetesVersion: 'v1.30.4+rke2r1', clusterConfig: null },
   });
 
   /** prepare on node-1, fetch on the others: what every later step needs. */
