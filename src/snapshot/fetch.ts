@@ -100,3 +100,35 @@ export async function decompressVerified(file: string, codec: Codec, dest: strin
     throw err;
   }
 }
+
+/**
+ * Copies a snapshot's stored bytes verbatim from a target into `dest` (no decompression), checking
+ * their size and sha256 against its metadata: `.part`, fsync, rename; nothing left on failure.
+ * For a node that serves the compressed bytes to others and decompresses them itself after.
+ */
+export async function fetchStored(target: BackupTarget, name: string, dest: string, signal?: AbortSignal): Promise<SnapshotMetadata> {
+  const snap = await target.stat(name, signal);
+  const metadata = snap.metadata;
+  if (!metadata) throw new EtcdsnapError('METADATA_MISSING', `Snapshot ${name} has no metadata: its stored bytes cannot be verified on their own.`);
+  if (snap.size !== metadata.storedSize) throw mismatch(name, `it is ${snap.size} bytes but its metadata says ${metadata.storedSize}`);
+  const part = `${dest}.${randomBytes(4).toString('hex')}.part`;
+  const opened = await target.open(name, signal);
+  const digest = new DigestStream();
+  try {
+    await pipeline(opened.stream, digest, createWriteStream(part, { flags: 'wx' }), signal ? { signal } : {});
+    if (digest.bytes !== metadata.storedSize) throw mismatch(name, `read ${digest.bytes} bytes, its metadata says ${metadata.storedSize}`);
+    if (digest.sha256 !== metadata.sha256) throw mismatch(name, `sha256 ${digest.sha256} differs from ${metadata.sha256} in its metadata`);
+    const fh = await open(part, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(part, dest);
+    return metadata;
+  } catch (err) {
+    opened.stream.destroy();
+    await rm(part, { force: true });
+    throw isEtcdsnapError(err) ? err : toEtcdsnapError(err, 'TARGET_IO');
+  }
+}

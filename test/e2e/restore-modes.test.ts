@@ -112,6 +112,7 @@ describe('restore: the three modes, S3, a replaced holder (real processes)', () 
     assert.equal(r.op.phase, 'Finished');
     assert.deepEqual(phasesOf(r.op), ['Started', 'Shutdown', 'Restore', 'RestartCluster', 'Finished']);
     assert.deepEqual(r.op.steps.map((s) => s.state), ['succeeded', 'succeeded', 'succeeded']);
+    assert.match(r.op.history.map((h) => h.message).join('\n'), /node-3: Downloaded the snapshot from node-1 \(\d+ zstd bytes, decompressed to \d+; both sha256 verified/, 'peers take the compressed bytes of the local snapshot');
     assertSameData(await dumpMembers(stack), atSnapshot, 'after restore (etcd)');
     assert.deepEqual(await clusterConfig(), { version: V_LATER, config: CONFIG_LATER });
     await healthyNodes(stack, 'prod');
@@ -145,6 +146,8 @@ describe('restore: the three modes, S3, a replaced holder (real processes)', () 
     const r = await restore(base.name, 'etcd', ['--storage', 's3']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.equal(r.op.params.storage, 's3');
+    const notes = r.op.history.map((h) => h.message).join('\n');
+    assert.match(notes, /node-2: Downloaded the snapshot from node-1 \(\d+ zstd bytes, decompressed to \d+; both sha256 verified/, 'peers take the compressed bytes the init node fetched from S3');
     assertSameData(await dumpMembers(stack), atSnapshot, 'after restore from S3');
   });
 

@@ -6,11 +6,11 @@
  */
 import { chmod, copyFile, link, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Codec } from '../../core/codec.js';
+import { codecOfName, type Codec } from '../../core/codec.js';
 import { EtcdsnapError } from '../../core/errors.js';
 import type { RestoreFetchTask, RestorePrepareResult, RestorePrepareTask } from '../../core/plans.js';
 import { snapshotFileStatus } from '../../etcd/restore.js';
-import { decompressVerified, fetchVerified } from '../../snapshot/fetch.js';
+import { decompressVerified, fetchStored, fetchVerified } from '../../snapshot/fetch.js';
 import type { BackupTarget } from '../../storage/target.js';
 import type { StagedSnapshot } from '../state.js';
 import { downloadSnapshot, mib } from '../transfer-client.js';
@@ -66,12 +66,23 @@ export async function restorePrepareTask(task: RestorePrepareTask, ctx: TaskCont
         );
       }
     }
-    await preflight(ctx, op, snap.metadata?.rawSize ?? snap.size);
+    const m = snap.metadata;
+    await preflight(ctx, op, (m?.rawSize ?? snap.size) + (m ? m.storedSize : 0));
     await makeRestoreDir(ctx, op);
     await rm(dest, { force: true });
     ctx.progress(`fetching ${snap.location} (${Math.ceil(snap.size / 1048576)} MiB)`);
-    const got = await fetchVerified(target, task.source.name, dest, ctx.signal);
-    staged = { operationId: op, file: dest, rawSha256: got.rawSha256, rawSize: got.rawSize };
+    if (task.source.storage === 's3' && m && m.codec !== 'none') {
+      // Kept compressed first: the other nodes download these bytes from here, not the raw ones.
+      const stored = storedPath(ctx, op);
+      await rm(stored, { force: true });
+      await fetchStored(target, task.source.name, stored, ctx.signal);
+      ctx.progress(`decompressing the ${m.codec} bytes and verifying them`);
+      const got = await decompressVerified(stored, m.codec, dest, { rawSha256: m.rawSha256, rawSize: m.rawSize }, ctx.signal);
+      staged = { operationId: op, file: dest, rawSha256: got.rawSha256, rawSize: got.rawSize };
+    } else {
+      const got = await fetchVerified(target, task.source.name, dest, ctx.signal);
+      staged = { operationId: op, file: dest, rawSha256: got.rawSha256, rawSize: got.rawSize };
+    }
     await record(ctx, staged);
   }
   const status = await snapshotFileStatus(dest);
@@ -90,30 +101,37 @@ export async function restorePrepareTask(task: RestorePrepareTask, ctx: TaskCont
   return { message: `Staged ${task.source.name} (${staged.rawSize} bytes, revision ${status.revision}, ${status.totalKey} keys); serving it${also} at ${served.url}.`, result: result as Record<string, string | number> };
 }
 
+/** Where the init node keeps the stored (compressed) bytes it serves. */
+function storedPath(ctx: TaskContext, operationId: string): string {
+  return path.join(path.dirname(stagedPath(ctx, operationId)), 'snapshot.stored');
+}
+
 /**
- * The stored (compressed) bytes of a local snapshot, linked into the restore's dir (so a
- * retention run cannot remove them meanwhile), for the other nodes to download instead of the
- * raw snapshot. Only for a compressed local snapshot with metadata; undefined otherwise (the
- * raw file is served alone).
+ * The snapshot's stored (compressed) bytes for the other nodes to download instead of the raw
+ * snapshot (a fraction of its size): a local snapshot's file hard-linked into the restore's dir
+ * (so a retention run cannot remove it meanwhile), or the bytes fetched from S3 before they were
+ * decompressed. Only for a compressed snapshot whose sha256 the server sent; undefined otherwise
+ * (the raw file is served alone).
  */
 async function storedCopy(task: RestorePrepareTask, ctx: TaskContext): Promise<{ file: string; codec: Codec; sha256: string; size: number } | undefined> {
-  if (task.source.storage !== 'local') return undefined;
-  const snap = await ctx.local.stat(task.source.name).catch(() => undefined);
-  const m = snap?.metadata;
-  if (!m || m.codec === 'none') return undefined;
-  const file = path.join(path.dirname(stagedPath(ctx, task.operationId)), 'snapshot.stored');
-  await rm(file, { force: true });
-  try {
-    await link(path.join(ctx.local.dir, task.source.name), file);
-  } catch {
-    await copyFile(path.join(ctx.local.dir, task.source.name), file);
-  }
-  const got = await hashFile(file);
-  if (got.sha256 !== m.sha256 || got.size !== m.storedSize) {
+  const sha256 = task.source.sha256;
+  const codec = codecOfName(task.source.name);
+  if (sha256 === undefined || codec === 'none') return undefined;
+  const file = storedPath(ctx, task.operationId);
+  if (task.source.storage === 'local') {
     await rm(file, { force: true });
-    return undefined; // changed since it was verified: serve the raw file only
+    try {
+      await link(path.join(ctx.local.dir, task.source.name), file);
+    } catch {
+      await copyFile(path.join(ctx.local.dir, task.source.name), file);
+    }
   }
-  return { file, codec: m.codec, sha256: m.sha256, size: m.storedSize };
+  const got = await hashFile(file).catch(() => undefined);
+  if (!got || got.sha256 !== sha256) {
+    await rm(file, { force: true });
+    return undefined; // gone or changed since it was verified: serve the raw file only
+  }
+  return { file, codec, sha256, size: got.size };
 }
 
 /** Other nodes: download the staged file from the init node, verify it, stage it. */
