@@ -48,6 +48,8 @@ export async function openSqlite(file: string): Promise<OpenedDatabase> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // 64 MiB page cache (default 2 MiB): rows sit behind large metadata documents (docs/benchmarks.md, issue 4).
+  sqlite.pragma('cache_size = -65536');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(sqlite) }) });
   try {
     const applied = await migrate(db as Kysely<unknown>);
