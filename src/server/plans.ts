@@ -1,12 +1,29 @@
 import { PROTOCOL_VERSION, type NodePlan, type Task } from '../core/plans.js';
 import { clusterPolicy, clusterSecrets } from './clusters.js';
 import type { ServerContext } from './context.js';
+import type { Keyring } from './crypto.js';
 import { getCluster, getNode } from './db/clusters.js';
-import { listNodeTasks } from './db/tasks.js';
+import { listNodeTasks, type TaskRow } from './db/tasks.js';
 import { fullPolicy } from './policy.js';
 
 /** Most tasks a plan carries (NodePlanSchema); later ones wait their turn. */
 export const MAX_PLAN_TASKS = 16;
+
+/** Restore tasks carry the transfer token: their spec is kept encrypted (context `task:<id>`). */
+function holdsSecret(task: Task): boolean {
+  return task.kind === 'restore-prepare' || task.kind === 'restore-fetch';
+}
+
+/** The `tasks.spec` text for a task: JSON, encrypted with the server key when it holds a secret. */
+export function sealTaskSpec(keyring: Keyring, task: Task): string {
+  const json = JSON.stringify(task);
+  return holdsSecret(task) ? keyring.encrypt(json, `task:${task.id}`) : json;
+}
+
+/** The task of a `tasks` row (decrypted when it was sealed). */
+export function openTaskSpec(keyring: Keyring, row: Pick<TaskRow, 'id' | 'spec'>): Task {
+  return JSON.parse(row.spec.startsWith('{') ? row.spec : keyring.decrypt(row.spec, `task:${row.id}`)) as Task;
+}
 
 interface Waiter {
   nodeId: string;
@@ -41,7 +58,7 @@ export class PlanService {
       kubernetesVersion: cluster.kubernetes_version,
       clusterConfig: cluster.cluster_config,
       policy: fullPolicy(clusterPolicy(cluster), clusterSecrets(this.ctx, cluster)),
-      tasks: tasks.slice(0, MAX_PLAN_TASKS).map((t) => JSON.parse(t.spec) as Task),
+      tasks: tasks.slice(0, MAX_PLAN_TASKS).map((t) => openTaskSpec(this.ctx.keyring, t)),
     };
     const planId = this.ctx.keyring.mac(`${PROTOCOL_VERSION}\n${JSON.stringify(body)}`);
     return { apiVersion: PROTOCOL_VERSION, planId, ...body };

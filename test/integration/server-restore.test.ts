@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sql } from 'kysely';
 import { after, before, describe, test } from 'node:test';
 import type { Cluster, Operation, SnapshotRecord } from '../../src/core/api.js';
 import type { RestoreApplyTask, RestoreCleanupTask, RestoreFetchTask, RestoreFinishTask, RestorePrepareTask, RestoreStartTask, Task } from '../../src/core/plans.js';
@@ -64,6 +67,15 @@ describe('server restore: phases, refusals, modes, verification, source', () => 
     assert.deepEqual(fetch.source, { url: 'https://n2:9443', certSha256: (success('n2', prep)?.result as { transferCertSha256: string }).transferCertSha256, token: prep.transferToken, node: 'n2' });
     assert.equal(fetch.rawSize, 4096);
     hold = false;
+
+    // The transfer token goes to agents in plans only: not in the API, not in clear in any file.
+    const opText = JSON.stringify((await server.api('GET', `/api/v1/operations/${id}`)).body);
+    assert.ok(!opText.includes(prep.transferToken), 'the operation view never shows the transfer token');
+    await sql`PRAGMA wal_checkpoint(FULL)`.execute(server.app.etcdsnap.db);
+    for (const f of await readdir(server.dataDir, { recursive: true })) {
+      const bytes = await readFile(join(server.dataDir, f)).catch(() => Buffer.alloc(0));
+      assert.equal(bytes.includes(prep.transferToken), false, `${f} holds the transfer token in clear`);
+    }
 
     const done = await sim.until(id, 'Finished', (o) => o.phase === 'Finished');
     assert.deepEqual(

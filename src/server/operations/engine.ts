@@ -7,6 +7,7 @@ import { getCluster, listNodes } from '../db/clusters.js';
 import * as ops from '../db/operations.js';
 import type { OperationRow, StepRow } from '../db/operations.js';
 import { deleteOperationTasks, insertTaskOnce, listOperationTasks } from '../db/tasks.js';
+import { sealTaskSpec } from '../plans.js';
 import { operationViews } from '../views.js';
 import type { Failure, OperationKind, PhaseContext, PhaseOutcome } from './types.js';
 
@@ -259,7 +260,7 @@ export class OperationEngine {
           node_id: node.id,
           operation_id: op.id,
           kind: task.kind,
-          spec: JSON.stringify(task),
+          spec: sealTaskSpec(ctx.keyring, task),
           state: 'pending',
           message: null,
           code: null,

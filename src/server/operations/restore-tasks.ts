@@ -30,6 +30,7 @@ export interface RestoreData {
   fallback?: RestoreSource | null;
   /** 1, or 2 after the retry from the fallback source. */
   attempt?: number;
+  /** Encrypted with the server key (context `restore:<opId>:transfer`). */
   transferToken?: string;
   /** What the snapshot's metadata says (kept: the record may be deleted meanwhile). */
   snapshot?: { kubernetesVersion: string | null; clusterConfig: string | null; summary: { keys: number; revision: number } | null; revisionExact: boolean };

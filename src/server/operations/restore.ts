@@ -47,6 +47,11 @@ function validPrepared(r: Record<string, unknown> | undefined): RestoreData['pre
   return { rawSha256, rawSize, revision, totalKey: int(totalKey, 0) ? totalKey : 0, transferUrl, transferCertSha256, ...(stored ? { stored } : {}) };
 }
 
+/** The restore's transfer token, kept encrypted in the operation's data. */
+function transferToken(pc: PhaseContext): string {
+  return pc.ctx.keyring.decrypt(dataOf(pc).transferToken as string, `restore:${pc.op.id}:transfer`);
+}
+
 /** Chooses and records the source, init node, participants and transfer token (once). */
 async function decide(pc: PhaseContext): Promise<PhaseOutcome | undefined> {
   const params = parseRestoreParams(pc.params);
@@ -63,7 +68,8 @@ async function decide(pc: PhaseContext): Promise<PhaseOutcome | undefined> {
     nodes: nodesInOrder(pc.nodes).map((n) => ({ id: n.id, name: n.name })),
     fallback: choice.fallback,
     attempt: 1,
-    transferToken: randomBytes(TRANSFER_TOKEN_BYTES).toString('base64url'),
+    // A secret at rest: kept encrypted with the server key, like S3 secrets.
+    transferToken: pc.ctx.keyring.encrypt(randomBytes(TRANSFER_TOKEN_BYTES).toString('base64url'), `restore:${pc.op.id}:transfer`),
     snapshot: m
       ? { kubernetesVersion: m.kubernetesVersion, clusterConfig: m.clusterConfig, summary: m.summary ? { keys: m.summary.keys, revision: m.summary.revision } : null, revisionExact: m.etcd.revisionExact }
       : { kubernetesVersion: null, clusterConfig: null, summary: null, revisionExact: false },
@@ -96,7 +102,7 @@ async function started(pc: PhaseContext): Promise<PhaseOutcome> {
       kind: 'restore-prepare',
       operationId: pc.op.id,
       source: { storage: source.storage, name: source.name, ...(source.sha256 ? { sha256: source.sha256 } : {}) },
-      transferToken: data.transferToken as string,
+      transferToken: transferToken(pc),
     });
     await pc.setStep(init.name, 'pending', `init node: get ${source.name} from ${source.storage === 's3' ? 'S3' : 'its snapshot dir'}`);
     for (const n of others) await pc.setStep(n.name, 'pending', `waiting for the init node ${init.name}`);
@@ -129,7 +135,7 @@ async function started(pc: PhaseContext): Promise<PhaseOutcome> {
     id,
     kind: 'restore-fetch',
     operationId: pc.op.id,
-    source: { url: prepared.transferUrl, certSha256: prepared.transferCertSha256, token: data.transferToken as string, node: init.name },
+    source: { url: prepared.transferUrl, certSha256: prepared.transferCertSha256, token: transferToken(pc), node: init.name },
     rawSha256: prepared.rawSha256,
     rawSize: prepared.rawSize,
     // The compressed bytes when the init node serves them: a fraction of the raw size to move.
