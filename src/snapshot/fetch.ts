@@ -23,6 +23,17 @@ function mismatch(name: string, what: string): EtcdsnapError {
   return new EtcdsnapError('SNAPSHOT_CHECKSUM_MISMATCH', `Snapshot ${name} failed verification: ${what}. It is corrupted or truncated; nothing was restored. Use another snapshot.`);
 }
 
+/** Makes a fully written `.part` durable (fsync) and puts it at `dest` in one rename. */
+async function commitPart(part: string, dest: string): Promise<void> {
+  const fh = await open(part, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(part, dest);
+}
+
 /**
  * Reads a snapshot from a target into `dest` as a raw etcd snapshot file, in one pass:
  * stored bytes are hashed, decompressed, checked against etcd's trailer, written to a
@@ -54,13 +65,7 @@ export async function fetchVerified(target: BackupTarget, name: string, dest: st
       if (stored.sha256 !== metadata.sha256) throw mismatch(name, `sha256 ${stored.sha256} differs from ${metadata.sha256} in its metadata`);
       if (trailer.bytes !== metadata.rawSize || trailer.digests.rawSha256 !== metadata.rawSha256) throw mismatch(name, 'the decompressed bytes differ from the metadata');
     }
-    const fh = await open(part, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(part, dest);
+    await commitPart(part, dest);
     return { metadata, rawSize: trailer.bytes, rawSha256: trailer.digests.rawSha256, verifiedWith: metadata ? 'metadata' : 'trailer' };
   } catch (err) {
     opened.stream.destroy();
@@ -87,13 +92,7 @@ export async function decompressVerified(file: string, codec: Codec, dest: strin
     if (trailer.bytes !== expect.rawSize || trailer.digests.rawSha256 !== expect.rawSha256) {
       throw mismatch(file, `decompressed to ${trailer.bytes} bytes with sha256 ${trailer.digests.rawSha256}, not ${expect.rawSize} bytes with ${expect.rawSha256}`);
     }
-    const fh = await open(part, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(part, dest);
+    await commitPart(part, dest);
     return { rawSize: trailer.bytes, rawSha256: trailer.digests.rawSha256 };
   } catch (err) {
     await rm(part, { force: true });
@@ -118,13 +117,7 @@ export async function fetchStored(target: BackupTarget, name: string, dest: stri
     await pipeline(opened.stream, digest, createWriteStream(part, { flags: 'wx' }), signal ? { signal } : {});
     if (digest.bytes !== metadata.storedSize) throw mismatch(name, `read ${digest.bytes} bytes, its metadata says ${metadata.storedSize}`);
     if (digest.sha256 !== metadata.sha256) throw mismatch(name, `sha256 ${digest.sha256} differs from ${metadata.sha256} in its metadata`);
-    const fh = await open(part, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(part, dest);
+    await commitPart(part, dest);
     return metadata;
   } catch (err) {
     opened.stream.destroy();
