@@ -4,6 +4,7 @@
  * endpoint on 127.0.0.1:0) and runs restore tasks through the real handlers with a real
  * TaskContext. Members still running when the process exits are killed.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ import type { Codec } from '../../src/core/codec.js';
 import { PROTOCOL_VERSION, type NodePlan, type RestorePrepareResult, type Task } from '../../src/core/plans.js';
 import { waitHealthy } from '../../src/etcd/wait.js';
 import { LocalTarget } from '../../src/storage/local.js';
+import { Etcd3 } from 'etcd3';
+import { dumpAll } from './dump.js';
 import { freePort, tempDir } from './net.js';
 
 const live = new Set<ManagedMember>();
@@ -95,6 +98,10 @@ export interface RestoreNodes {
   initialCluster: string;
   plan: NodePlan;
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Runs etcd requests against the cluster. */
+  kv(ops: (etcd: Etcd3) => Promise<unknown>): Promise<void>;
+  /** Every member's keys and values, asserted equal on all of them. */
+  dumps(): Promise<Map<string, string>>;
   close(): Promise<void>;
 }
 
@@ -202,6 +209,19 @@ export async function restoreNodes(
     plan,
     async waitHealthy(timeoutMs = 30_000) {
       await waitHealthy(endpoints, timeoutMs);
+    },
+    async kv(ops) {
+      const etcd = new Etcd3({ hosts: endpoints });
+      try {
+        await ops(etcd);
+      } finally {
+        etcd.close();
+      }
+    },
+    async dumps() {
+      const ds = await Promise.all(endpoints.map((e) => dumpAll(e)));
+      for (const d of ds.slice(1)) assert.deepEqual(d.kv, ds[0]?.kv, 'every member has the same keys and values');
+      return ds[0]?.kv as Map<string, string>;
     },
     async close() {
       await Promise.all(nodes.map((x) => x.release()));

@@ -22,19 +22,9 @@ describe('agent: restore tasks with external etcd members (stop/start commands)'
   const token = randomBytes(24).toString('base64url');
   const node = (i: number): RestoreNode => c.nodes[i] as RestoreNode;
   const all = <T>(fn: (n: RestoreNode) => Promise<T>): Promise<T[]> => Promise.all(c.nodes.map(fn));
-  const kv = async (ops: (etcd: Etcd3) => Promise<unknown>): Promise<void> => {
-    const etcd = new Etcd3({ hosts: c.endpoints });
-    try {
-      await ops(etcd);
-    } finally {
-      etcd.close();
-    }
-  };
-  const dumps = async (): Promise<Map<string, string>> => {
-    const ds = await Promise.all(c.endpoints.map((e) => dumpAll(e)));
-    for (const d of ds.slice(1)) assert.deepEqual(d.kv, ds[0]?.kv, 'every member has the same keys and values');
-    return ds[0]?.kv as Map<string, string>;
-  };
+  const kv = (ops: (etcd: Etcd3) => Promise<unknown>): Promise<void> => c.kv(ops);
+  /** Every member's keys and values, which must be the same on all three. */
+  const dumps = (): Promise<Map<string, string>> => c.dumps();
   const asides = async (): Promise<string[]> => (await readdir(dirname(node(0).config.etcdDataDir as string))).filter((e) => e.includes('.pre-restore-'));
   // Raw transfer here (the managed-mode test takes the stored bytes): both paths are covered.
   const tasks = restoreTasks(() => c, { token, snapshot: () => ({ name: snapName, sha256: snapSha }), stored: false });

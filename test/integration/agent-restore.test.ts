@@ -30,20 +30,9 @@ describe('agent: whole-cluster restore tasks on 3 managed members', () => {
   const node = (i: number): RestoreNode => c.nodes[i] as RestoreNode;
   const all = <T>(fn: (n: RestoreNode, i: number) => Promise<T>): Promise<T[]> => Promise.all(c.nodes.map(fn));
 
-  const kv = async (ops: (etcd: Etcd3) => Promise<unknown>): Promise<void> => {
-    const etcd = new Etcd3({ hosts: c.endpoints });
-    try {
-      await ops(etcd);
-    } finally {
-      etcd.close();
-    }
-  };
+  const kv = (ops: (etcd: Etcd3) => Promise<unknown>): Promise<void> => c.kv(ops);
   /** Every member's keys and values, which must be the same on all three. */
-  const dumps = async (): Promise<Map<string, string>> => {
-    const ds = await Promise.all(c.endpoints.map((e) => dumpAll(e)));
-    for (const d of ds.slice(1)) assert.deepEqual(d.kv, ds[0]!.kv, 'every member has the same keys and values');
-    return ds[0]!.kv;
-  };
+  const dumps = (): Promise<Map<string, string>> => c.dumps();
   const asides = async (): Promise<string[]> =>
     (await Promise.all(c.nodes.map(async (n) => (await readdir(dirname(n.config.etcdDataDir!))).filter((e) => e.includes('.pre-restore-'))))).flat();
   const restoresLeft = async (): Promise<string[]> => (await Promise.all(c.nodes.map(async (n) => readdir(join(n.config.dataDir, 'restores')).catch(() => [])))).flat();
